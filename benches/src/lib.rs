@@ -1,0 +1,1 @@
+//! Benchmarks of sbpf-ring (in construction).

@@ -1,0 +1,1 @@
+//! Loom models of the sbpf-ring protocol (in construction).

@@ -1,0 +1,284 @@
+//! Validation on both sides of the ring.
+//!
+//! - [`check_entry`] is what the consumer (kernel module or local poller) applies to its own
+//!   copy of every entry: the table in `docs/ABI.md`, mirrored in C by
+//!   `kmod/include/sbpf_validate.h`. It is the enforcement.
+//! - [`Validator`] is the producer-side policy hook that every entry passes before a slot is
+//!   reserved: [`BoundsValidator`] natively, or an eBPF guard from `sbpf-guard`. It rejects
+//!   early, with a reason, at the thread that made the entry; it is not a security boundary,
+//!   since a process can always write the shared pages directly.
+
+use std::{borrow::Cow, fmt};
+
+use crate::abi::{opcode, Sqe, MAX_IO_LEN};
+
+/// Most objects a [`Limits`] describes; a guard's context has room for this many.
+pub const MAX_LIMIT_OBJECTS: usize = 8;
+
+/// One attached object as a validator sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectLimit {
+    /// Object id.
+    pub id: u32,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a producer-side validator knows of its ring: the arena and the attached objects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Data arena size in bytes.
+    pub arena_size: u64,
+    /// Attached objects; the first `nobjects` are meaningful.
+    pub objects: [ObjectLimit; MAX_LIMIT_OBJECTS],
+    /// How many of `objects` are in use.
+    pub nobjects: u32,
+}
+
+impl Limits {
+    /// Limits with an arena and no objects.
+    pub const fn new(arena_size: u64) -> Self {
+        Limits {
+            arena_size,
+            objects: [ObjectLimit { id: 0, size: 0 }; MAX_LIMIT_OBJECTS],
+            nobjects: 0,
+        }
+    }
+
+    /// The attached objects.
+    pub fn objects(&self) -> &[ObjectLimit] {
+        &self.objects[..self.nobjects as usize]
+    }
+
+    /// Size of object `id`, if attached.
+    pub fn object_size(&self, id: u32) -> Option<u64> {
+        self.objects().iter().find(|o| o.id == id).map(|o| o.size)
+    }
+
+    /// Adds an object; returns `false` when the table is full (the object then stays
+    /// unknown to validators, which reject entries that address it).
+    pub fn push(&mut self, object: ObjectLimit) -> bool {
+        match self.objects.get_mut(self.nobjects as usize) {
+            Some(slot) => {
+                *slot = object;
+                self.nobjects += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes object `id` if present.
+    pub fn remove(&mut self, id: u32) {
+        let n = self.nobjects as usize;
+        if let Some(i) = self.objects[..n].iter().position(|o| o.id == id) {
+            self.objects.copy_within(i + 1..n, i);
+            self.nobjects -= 1;
+            self.objects[n - 1] = ObjectLimit::default();
+        }
+    }
+}
+
+/// Why a producer-side validator refused an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Machine-readable reason: a guard's non-zero return value, or a [`Fault`] code.
+    pub code: u64,
+    /// Human-readable reason.
+    pub reason: Cow<'static, str>,
+}
+
+impl Rejection {
+    /// A rejection with a fixed reason.
+    pub const fn new(code: u64, reason: &'static str) -> Self {
+        Rejection {
+            code,
+            reason: Cow::Borrowed(reason),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.reason, self.code)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl From<Fault> for Rejection {
+    fn from(fault: Fault) -> Self {
+        Rejection::new(fault as u64, fault.reason())
+    }
+}
+
+/// The producer-side policy every entry passes before a slot is reserved.
+///
+/// Each producer handle owns its validator; cloning the handle clones it
+/// ([`Validator::clone_box`]), so a validator may keep private state (a compiled guard,
+/// scratch memory) without locks.
+pub trait Validator: Send + 'static {
+    /// Accepts `sqe` or says why not. Must not allocate on the accepting path.
+    fn validate(&mut self, sqe: &Sqe, limits: &Limits) -> Result<(), Rejection>;
+
+    /// A copy for another producer handle.
+    fn clone_box(&self) -> Box<dyn Validator>;
+
+    /// Short name for logs and statistics.
+    fn name(&self) -> &str {
+        "validator"
+    }
+}
+
+/// Accepts everything. For benchmarks of the bare ring, and for tests that need the
+/// consumer to see malformed entries.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAll;
+
+impl Validator for AcceptAll {
+    fn validate(&mut self, _sqe: &Sqe, _limits: &Limits) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn clone_box(&self) -> Box<dyn Validator> {
+        Box::new(*self)
+    }
+
+    fn name(&self) -> &str {
+        "accept-all"
+    }
+}
+
+/// The native validator: the consumer's own checks ([`check_entry`]) run early, against the
+/// producer's view of the limits. The default for every producer handle.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BoundsValidator;
+
+impl Validator for BoundsValidator {
+    fn validate(&mut self, sqe: &Sqe, limits: &Limits) -> Result<(), Rejection> {
+        check_entry(sqe, limits.arena_size, |id| limits.object_size(id))
+            .map(|_| ())
+            .map_err(Rejection::from)
+    }
+
+    fn clone_box(&self) -> Box<dyn Validator> {
+        Box::new(*self)
+    }
+
+    fn name(&self) -> &str {
+        "bounds"
+    }
+}
+
+/// Why the consumer refused an entry; the rows of the validation table in `docs/ABI.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Fault {
+    /// Unknown opcode or non-zero entry flags.
+    Opcode = 1,
+    /// A reserved field, or a field the opcode does not use, is not zero.
+    Reserved = 2,
+    /// No such object attached.
+    Object = 3,
+    /// READ/WRITE length zero or above [`MAX_IO_LEN`].
+    Length = 4,
+    /// Offset plus length outside the object or the arena.
+    Bounds = 5,
+    /// Word operation on an unaligned offset.
+    Align = 6,
+}
+
+impl Fault {
+    /// The negative errno a completion carries for this fault.
+    pub const fn errno(self) -> i32 {
+        match self {
+            Fault::Opcode | Fault::Reserved | Fault::Length | Fault::Align => -libc::EINVAL,
+            Fault::Object => -libc::ENOENT,
+            Fault::Bounds => -libc::EFAULT,
+        }
+    }
+
+    /// A short description.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Fault::Opcode => "unknown opcode or entry flags",
+            Fault::Reserved => "reserved or unused field not zero",
+            Fault::Object => "object not attached",
+            Fault::Length => "length zero or too large",
+            Fault::Bounds => "offset and length outside the object or arena",
+            Fault::Align => "word operation not 8-byte aligned",
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// An entry that passed [`check_entry`]: which object it addresses and its size, so the
+/// consumer does not look the object up twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Size of the addressed object (0 for NOP).
+    pub object_size: u64,
+}
+
+/// The consumer's validation of its private copy of an entry: the table in `docs/ABI.md`,
+/// in its order. `object_size` answers the size of an attached object.
+pub fn check_entry(
+    sqe: &Sqe,
+    arena_size: u64,
+    object_size: impl FnOnce(u32) -> Option<u64>,
+) -> Result<Checked, Fault> {
+    if sqe.opcode >= opcode::COUNT || sqe.flags != 0 {
+        return Err(Fault::Opcode);
+    }
+    if sqe.resv0 != 0 || sqe.resv1 != 0 || sqe.resv2 != 0 {
+        return Err(Fault::Reserved);
+    }
+    // Which fields the opcode leaves unused, and therefore requires to be zero.
+    let unused_nonzero = match sqe.opcode {
+        opcode::NOP => {
+            sqe.obj_id != 0
+                || sqe.obj_off != 0
+                || sqe.arena_off != 0
+                || sqe.len != 0
+                || sqe.val != 0
+                || sqe.cmp != 0
+        }
+        opcode::READ | opcode::WRITE => sqe.val != 0 || sqe.cmp != 0,
+        opcode::LOAD64 => sqe.arena_off != 0 || sqe.len != 0 || sqe.val != 0 || sqe.cmp != 0,
+        opcode::STORE64 | opcode::FETCH_ADD64 => sqe.arena_off != 0 || sqe.len != 0 || sqe.cmp != 0,
+        _ => sqe.arena_off != 0 || sqe.len != 0,
+    };
+    if unused_nonzero {
+        return Err(Fault::Reserved);
+    }
+    if sqe.opcode == opcode::NOP {
+        return Ok(Checked { object_size: 0 });
+    }
+    let size = object_size(sqe.obj_id).ok_or(Fault::Object)?;
+    match sqe.opcode {
+        opcode::READ | opcode::WRITE => {
+            if sqe.len == 0 || sqe.len > MAX_IO_LEN {
+                return Err(Fault::Length);
+            }
+            let len = u64::from(sqe.len);
+            let inside = |off: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
+            if !inside(sqe.obj_off, size) || !inside(sqe.arena_off, arena_size) {
+                return Err(Fault::Bounds);
+            }
+        }
+        _ => {
+            if sqe.obj_off % 8 != 0 {
+                return Err(Fault::Align);
+            }
+            if !sqe.obj_off.checked_add(8).is_some_and(|end| end <= size) {
+                return Err(Fault::Bounds);
+            }
+        }
+    }
+    Ok(Checked { object_size: size })
+}

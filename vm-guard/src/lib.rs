@@ -1,0 +1,1 @@
+//! Verified eBPF guards for sbpf-ring producers (in construction).

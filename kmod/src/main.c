@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sbpf_ring: the misc device /dev/sbpf_ring — file operations, ioctls, mappings,
+ * module parameters and debugfs. The ring protocol and its ordering contract are in
+ * ring.c; objects and memory accounting in object.c; the ABI in uapi/sbpf_ring.h and
+ * docs/ABI.md.
+ *
+ * Object ioctls (OBJ_CREATE, OBJ_ATTACH, OBJ_DETACH, OBJ_SELECT) and pread/pwrite work
+ * before SETUP; ENTER, SYNC_OP, STATS, mmap need a ring and answer EINVAL without one.
+ */
+#include <linux/debugfs.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+#include <linux/vmalloc.h>
+
+#include "sbpf_internal.h"
+
+module_param_named(max_user_bytes, sbpf_max_user_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_user_bytes,
+		 "bytes one uid may pin in rings, arenas and objects (root included)");
+
+static int sbpf_param_get_pinned(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%llu\n", sbpf_pinned_bytes());
+}
+
+static const struct kernel_param_ops sbpf_pinned_ops = {
+	.get = sbpf_param_get_pinned,
+};
+module_param_cb(pinned_bytes, &sbpf_pinned_ops, NULL, 0444);
+MODULE_PARM_DESC(pinned_bytes, "bytes pinned by all rings, arenas and objects (read-only)");
+
+static LIST_HEAD(sbpf_files);
+static DEFINE_MUTEX(sbpf_files_lock);
+static struct dentry *sbpf_debugfs;
+
+static int sbpf_open(struct inode *inode, struct file *file)
+{
+	struct sbpf_file *sf = kzalloc(sizeof(*sf), GFP_KERNEL);
+
+	if (!sf)
+		return -ENOMEM;
+	mutex_init(&sf->lock);
+	file->private_data = sf;
+	mutex_lock(&sbpf_files_lock);
+	list_add(&sf->node, &sbpf_files);
+	mutex_unlock(&sbpf_files_lock);
+	return 0;
+}
+
+/* Runs when the last fd and the last mapping are gone (each mapping holds the file). */
+static int sbpf_release(struct inode *inode, struct file *file)
+{
+	struct sbpf_file *sf = file->private_data;
+
+	mutex_lock(&sbpf_files_lock);
+	list_del(&sf->node);
+	mutex_unlock(&sbpf_files_lock);
+	if (sf->ring)
+		sbpf_ring_free(sf, sf->ring);
+	sbpf_obj_detach_all(sf);
+	kfree(sf);
+	return 0;
+}
+
+static struct sbpf_ring *sbpf_ring_of(struct file *file)
+{
+	struct sbpf_file *sf = file->private_data;
+
+	return smp_load_acquire(&sf->ring);	/* pairs with the release in SETUP */
+}
+
+static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct sbpf_file *sf = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	struct sbpf_ring *r = sbpf_ring_of(file);
+	union {
+		struct sbpf_params params;
+		struct sbpf_enter enter;
+		struct sbpf_object obj;
+		struct sbpf_sync_op op;
+		struct sbpf_stats stats;
+	} u;
+	long ret;
+
+	switch (cmd) {
+	case SBPF_IOC_SETUP:
+		if (copy_from_user(&u.params, uarg, sizeof(u.params)))
+			return -EFAULT;
+		ret = sbpf_ring_setup(sf, &u.params);
+		if (!ret && copy_to_user(uarg, &u.params, sizeof(u.params)))
+			ret = -EFAULT;
+		return ret;
+	case SBPF_IOC_ENTER:
+		if (!r)
+			return -EINVAL;
+		if (copy_from_user(&u.enter, uarg, sizeof(u.enter)))
+			return -EFAULT;
+		return sbpf_ring_enter(sf, r, &u.enter);
+	case SBPF_IOC_OBJ_CREATE:
+	case SBPF_IOC_OBJ_ATTACH:
+		if (copy_from_user(&u.obj, uarg, sizeof(u.obj)))
+			return -EFAULT;
+		if (cmd == SBPF_IOC_OBJ_CREATE)
+			ret = sbpf_obj_create(sf, &u.obj);
+		else
+			ret = sbpf_obj_attach(sf, &u.obj);
+		if (!ret && copy_to_user(uarg, &u.obj, sizeof(u.obj)))
+			ret = -EFAULT;
+		return ret;
+	case SBPF_IOC_OBJ_DETACH:
+	case SBPF_IOC_OBJ_SELECT:
+		if (copy_from_user(&u.obj, uarg, sizeof(u.obj)))
+			return -EFAULT;
+		if (u.obj.flags)
+			return -EINVAL;
+		if (cmd == SBPF_IOC_OBJ_DETACH)
+			return sbpf_obj_detach(sf, u.obj.id);
+		return sbpf_obj_select(sf, u.obj.id);
+	case SBPF_IOC_SYNC_OP:
+		if (!r)
+			return -EINVAL;
+		if (copy_from_user(&u.op.sqe, uarg, sizeof(u.op.sqe)))
+			return -EFAULT;
+		sbpf_ring_sync_op(sf, r, &u.op);
+		if (copy_to_user(uarg + offsetof(struct sbpf_sync_op, cqe), &u.op.cqe,
+				 sizeof(u.op.cqe)))
+			return -EFAULT;
+		return 0;
+	case SBPF_IOC_STATS:
+		if (!r)
+			return -EINVAL;
+		sbpf_ring_stats(r, &u.stats);
+		if (copy_to_user(uarg, &u.stats, sizeof(u.stats)))
+			return -EFAULT;
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int sbpf_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct sbpf_ring *r = sbpf_ring_of(file);
+	unsigned long size = vma->vm_end - vma->vm_start;
+	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	void *mem;
+	u64 want;
+
+	if (!r)
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	if (off == SBPF_OFF_RING) {
+		mem = r->region;
+		want = r->region_size;
+	} else if (off == SBPF_OFF_ARENA && r->arena) {
+		mem = r->arena;
+		want = r->arena_size;
+	} else {
+		return -EINVAL;
+	}
+	/* A private (copy-on-write) mapping could not carry the protocol. */
+	if (size != want || !(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_mod(vma, VM_DONTEXPAND | VM_DONTDUMP, VM_MAYEXEC);
+#else
+	vma->vm_flags = (vma->vm_flags | VM_DONTEXPAND | VM_DONTDUMP) & ~VM_MAYEXEC;
+#endif
+	return remap_vmalloc_range(vma, mem, 0);
+}
+
+static __poll_t sbpf_poll(struct file *file, struct poll_table_struct *pt)
+{
+	struct sbpf_ring *r = sbpf_ring_of(file);
+
+	if (!r)
+		return EPOLLERR;
+	poll_wait(file, &r->cq_wait, pt);
+	return sbpf_ring_cq_ready(r) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+static ssize_t sbpf_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
+{
+	struct sbpf_kobj *obj = sbpf_obj_get_selected(file->private_data);
+	loff_t pos = *ppos;
+	ssize_t ret = 0;
+	size_t n;
+
+	if (!obj)
+		return -EINVAL;
+	if (pos < 0) {
+		ret = -EINVAL;
+	} else if (pos < obj->size && count) {
+		n = min_t(u64, count, obj->size - pos);
+		ret = n - copy_to_user(buf, (u8 *)obj->mem + pos, n);
+		if (!ret)
+			ret = -EFAULT;
+		else
+			*ppos = pos + ret;
+	}
+	sbpf_obj_put(obj);
+	return ret;
+}
+
+static ssize_t sbpf_write(struct file *file, const char __user *buf, size_t count,
+			  loff_t *ppos)
+{
+	struct sbpf_kobj *obj = sbpf_obj_get_selected(file->private_data);
+	loff_t pos = *ppos;
+	ssize_t ret = 0;
+	size_t n;
+
+	if (!obj)
+		return -EINVAL;
+	if (pos < 0) {
+		ret = -EINVAL;
+	} else if (count && pos >= obj->size) {
+		ret = -ENOSPC;
+	} else if (count) {
+		n = min_t(u64, count, obj->size - pos);
+		ret = n - copy_from_user((u8 *)obj->mem + pos, buf, n);
+		if (!ret)
+			ret = -EFAULT;
+		else
+			*ppos = pos + ret;
+	}
+	sbpf_obj_put(obj);
+	return ret;
+}
+
+static const struct file_operations sbpf_fops = {
+	.owner		= THIS_MODULE,
+	.open		= sbpf_open,
+	.release	= sbpf_release,
+	.unlocked_ioctl	= sbpf_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= sbpf_mmap,
+	.poll		= sbpf_poll,
+	.read		= sbpf_read,
+	.write		= sbpf_write,
+	.llseek		= default_llseek,
+};
+
+static struct miscdevice sbpf_misc = {
+	.minor	= MISC_DYNAMIC_MINOR,
+	.name	= "sbpf_ring",
+	.fops	= &sbpf_fops,
+	.mode	= 0666,
+};
+
+static int sbpf_rings_show(struct seq_file *m, void *v)
+{
+	static const char * const names[] = {
+		"submitted", "completed", "rejected", "rejected_opcode", "rejected_reserved",
+		"rejected_object", "rejected_bounds", "rejected_align", "wakeups", "cq_full",
+		"sync_ops",
+	};
+	struct sbpf_stats st;
+	struct sbpf_file *sf;
+	struct sbpf_ring *r;
+	unsigned int i;
+
+	seq_printf(m, "pinned_bytes %llu\n", sbpf_pinned_bytes());
+	mutex_lock(&sbpf_files_lock);
+	list_for_each_entry(sf, &sbpf_files, node) {
+		r = smp_load_acquire(&sf->ring);
+		if (!r)
+			continue;
+		sbpf_ring_stats(r, &st);
+		seq_printf(m, "pid %d sq_entries %u cq_entries %u arena %llu sqpoll %d",
+			   r->pid, r->sq_entries, r->cq_entries, r->arena_size, !!r->poller);
+		for (i = 0; i < ARRAY_SIZE(names); i++)
+			seq_printf(m, " %s %llu", names[i], ((u64 *)&st)[i]);
+		seq_putc(m, '\n');
+	}
+	mutex_unlock(&sbpf_files_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(sbpf_rings);
+
+static int __init sbpf_init(void)
+{
+	int ret;
+
+	BUILD_BUG_ON(offsetof(struct sbpf_stats, sync_ops) != 10 * sizeof(__u64));
+	BUILD_BUG_ON(SBPF_SQES_OFF % sizeof(struct sbpf_sqe));
+	ret = misc_register(&sbpf_misc);
+	if (ret)
+		return ret;
+	sbpf_debugfs = debugfs_create_dir("sbpf_ring", NULL);
+	debugfs_create_file("rings", 0400, sbpf_debugfs, NULL, &sbpf_rings_fops);
+	return 0;
+}
+
+static void __exit sbpf_exit(void)
+{
+	debugfs_remove_recursive(sbpf_debugfs);
+	misc_deregister(&sbpf_misc);
+	sbpf_objects_exit();
+}
+
+module_init(sbpf_init);
+module_exit(sbpf_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Shared-memory request rings between user space and kernel objects");
+MODULE_AUTHOR("sbpf-ring contributors");

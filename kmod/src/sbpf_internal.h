@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sbpf_ring: private types shared by the module's files. The ordering contract between
+ * the shared ring pages and the kernel is written once, at the top of ring.c.
+ */
+#ifndef _SBPF_INTERNAL_H
+#define _SBPF_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
+#include <linux/sched.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/wait.h>
+
+#include "uapi/sbpf_ring.h"
+#include "sbpf_validate.h"
+
+/* Objects one file may hold attached at once. */
+#define SBPF_MAX_ATTACHED	64
+
+/*
+ * A kernel object: zeroed vmalloc memory addressed by a global id, shared by every file
+ * that attaches it. Each attachment and each pread/pwrite in flight holds a reference;
+ * the memory is freed one RCU grace period after the last reference goes, so a consumer
+ * that found the object under rcu_read_lock() may finish its operation on it.
+ */
+struct sbpf_kobj {
+	refcount_t	ref;
+	u32		id;		/* never 0; immutable */
+	u64		size;		/* bytes, multiple of 8; immutable */
+	void		*mem;		/* vmalloc, 8-byte aligned words */
+	kuid_t		owner;		/* charged for @size until freed */
+	struct rcu_head	rcu;
+};
+
+/* Counters of struct sbpf_stats, kept by the kernel; the shared copy is a mirror. */
+struct sbpf_counters {
+	atomic64_t	v[sizeof(struct sbpf_stats) / sizeof(__u64)];
+};
+
+#define SBPF_CTR(field)	(offsetof(struct sbpf_stats, field) / sizeof(__u64))
+
+/*
+ * A ring: one per file after SETUP. Fields marked "consumer" belong to whoever consumes
+ * the ring: the poller thread with SQPOLL, else ENTER under @consume_lock.
+ */
+struct sbpf_ring {
+	void		*region;	/* header + sqes + cqes, vmalloc_user */
+	size_t		region_size;	/* page rounded, the exact mmap size */
+	void		*arena;		/* vmalloc_user, or NULL when arena_size is 0 */
+	u64		arena_size;
+
+	u32		sq_entries, sq_mask;
+	u32		cq_entries, cq_mask;
+	u32		flags;		/* SBPF_SETUP_* */
+	u32		idle_ms;
+
+	/* Pointers into @region; every one of them the process may overwrite at will. */
+	u32		*sq_head_shared;	/* kernel writes (release) */
+	u32		*sq_flags_shared;	/* kernel writes */
+	u32		*cq_head_shared;	/* kernel reads (acquire), untrusted */
+	u32		*cq_tail_shared;	/* kernel writes (release) */
+	struct sbpf_sqe	*sqes;
+	struct sbpf_cqe	*cqes;
+	struct sbpf_stats *stats_shared;	/* kernel writes, never reads */
+
+	/* Consumer state, never read back from shared memory. */
+	u32		sq_head;		/* consumer */
+	u32		cq_tail;		/* consumer; read by waiters via READ_ONCE */
+	bool		cq_was_full;		/* consumer: counts cq_full per episode */
+
+	struct mutex	consume_lock;		/* inline consumers (no SQPOLL) */
+	wait_queue_head_t cq_wait;		/* ENTER(GETEVENTS) and poll() */
+	wait_queue_head_t sq_wait;		/* the sleeping poller */
+	struct task_struct *poller;
+
+	struct sbpf_counters ctr;
+	pid_t		pid;			/* tgid that set it up, for debugfs */
+};
+
+/* Per open file of /dev/sbpf_ring. */
+struct sbpf_file {
+	struct mutex	lock;		/* SETUP, attach/detach/select */
+	struct sbpf_ring *ring;		/* NULL until SETUP; then fixed (release/acquire) */
+	/* Attached objects; read under RCU by consumers, written under @lock. */
+	struct sbpf_kobj __rcu *attached[SBPF_MAX_ATTACHED];
+	struct sbpf_kobj *selected;	/* holds a reference; under @lock */
+	kuid_t		uid;		/* charged for the ring */
+	struct list_head node;		/* sbpf_files, for debugfs */
+};
+
+/* accounting and objects (object.c) */
+extern unsigned long sbpf_max_user_bytes;
+int sbpf_charge(kuid_t uid, u64 bytes);
+void sbpf_uncharge(kuid_t uid, u64 bytes);
+u64 sbpf_pinned_bytes(void);
+int sbpf_obj_create(struct sbpf_file *sf, struct sbpf_object *arg);
+int sbpf_obj_attach(struct sbpf_file *sf, struct sbpf_object *arg);
+int sbpf_obj_detach(struct sbpf_file *sf, u32 id);
+int sbpf_obj_select(struct sbpf_file *sf, u32 id);
+void sbpf_obj_detach_all(struct sbpf_file *sf);
+struct sbpf_kobj *sbpf_obj_lookup_rcu(struct sbpf_file *sf, u32 id);
+struct sbpf_kobj *sbpf_obj_get_selected(struct sbpf_file *sf);
+void sbpf_obj_put(struct sbpf_kobj *obj);
+void sbpf_objects_exit(void);
+
+/* rings (ring.c) */
+int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p);
+void sbpf_ring_free(struct sbpf_file *sf, struct sbpf_ring *r);
+int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf_enter *e);
+unsigned int sbpf_ring_cq_ready(struct sbpf_ring *r);
+void sbpf_ring_sync_op(struct sbpf_file *sf, struct sbpf_ring *r, struct sbpf_sync_op *op);
+void sbpf_ring_stats(struct sbpf_ring *r, struct sbpf_stats *out);
+
+#endif /* _SBPF_INTERNAL_H */

@@ -1,5 +1,114 @@
-//! sbpf-ring (in construction).
+//! # sbpf-ring
+//!
+//! Shared-memory submission and completion rings between user programs and the kernel:
+//! requests to read, write and atomically update kernel-resident memory objects travel
+//! without a system call each. A kernel module (`kmod/`) maps the rings into the process
+//! and a kernel thread consumes them; where the module is not loaded, the local backend
+//! runs the same ABI in process memory with a poller thread in its place.
+//!
+//! ```
+//! use sbpf_ring::{op, Ring};
+//!
+//! let ring = Ring::builder().sq_entries(64).arena_size(4096).build()?;
+//! let counter = ring.create_object(4096)?;
+//! let mut submitter = ring.submitter();
+//! let mut completions = ring.completions()?;
+//!
+//! submitter.submit(op::FetchAdd64::new(counter, 0, 5).user_data(1).build())?;
+//! submitter.submit(op::Load64::new(counter, 0).user_data(2).build())?;
+//! completions.wait(2, None)?;
+//! let done: Vec<_> = completions.iter().collect();
+//! assert_eq!(done[0].user_data(), 1);
+//! assert_eq!(done[1].value(), 5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every entry passes the producer's [`Validator`] before a slot is reserved: the native
+//! [`BoundsValidator`] by default, or a verified eBPF guard from the `sbpf-guard` crate.
+//! The consumer validates its own copy again ([`validate::check_entry`]); the producer-side
+//! check rejects early, with a reason, but the consumer's is the one that protects memory.
+//!
+//! # Ordering contract
+//!
+//! Positions are free-running `u32`s; a slot is `pos & (entries - 1)`. "Kernel" is the
+//! ring's consumer: the module's poller or ENTER path, or the local poller thread. The
+//! steps are the functions of [`protocol`], each of which names its pair at the site.
+//!
+//! Submission ring, many producers, one kernel consumer:
+//!
+//! 1. A producer validates the entry on its private copy first (no slot is taken for an
+//!    entry that is refused).
+//! 2. Reserve: load `sq.head` (**acquire**, pairs with 6), then `sq.tail`; `tail - head >=
+//!    entries` is Full; else take `[tail, tail + n)` by CAS on `sq.tail` (relaxed: it only
+//!    divides positions among producers). A single-producer handle stores instead.
+//! 3. Write the entry's first 60 bytes into the slot.
+//! 4. Publish: store `seq = pos + 1` (**release**, pairs with 5); a batch issues one release
+//!    fence and then relaxed stores.
+//! 5. The kernel, at its private head, loads the slot's `seq` (**acquire**, pairs with 4);
+//!    only `seq == head + 1` means published. It copies the entry once and uses only the copy.
+//! 6. It advances its private head and stores `sq.head` (**release**, pairs with 2) so the
+//!    slot can be reused. It never reads `sq.tail`.
+//!
+//! Wake-up: a kernel idle for its idle time sets NEED_WAKEUP in `sq.flags`, issues a full
+//! fence (A), looks at its head once more, and only then sleeps. A producer, after 4,
+//! issues a full fence (B) and reads `sq.flags`; if NEED_WAKEUP is set it kicks (an ENTER
+//! ioctl, or the local poller's event). By A and B, either the kernel's second look sees
+//! the entry or the producer sees the flag: no wake-up is lost.
+//!
+//! Completion ring, kernel to one consumer:
+//!
+//! 7. The kernel takes a submission only when a completion slot is free: `cq.tail -
+//!    cq.head` (**acquire**, pairs with 9) `< entries`. No overflow list; a full CQ is
+//!    backpressure, and every taken entry gets exactly one completion.
+//! 8. It writes the completion and stores `cq.tail` (**release**, pairs with 9).
+//! 9. The consumer loads `cq.tail` (**acquire**, pairs with 8), reads the entries, and
+//!    stores `cq.head` (**release**, pairs with 7).
+//!
+//! Shutdown ([`Ring::shutdown`]) closes a user-side gate: it stores `closed`, issues a full
+//! fence and snapshots `sq.tail`; a producer reads `closed` after fence B. Either the
+//! snapshot covers its reservation and the kernel consumes it, or the producer sees the
+//! gate closed and gets its entry back ([`SubmitError::Closed`]). Nothing is lost.
+//!
+//! # Trust
+//!
+//! The shared pages are writable by the process at any time. The kernel module reads
+//! nothing from them but the `seq` word of the slot at its own head, copies each entry once
+//! and validates the copy; a bad entry gets a completion with `-EINVAL`, `-ENOENT` or
+//! `-EFAULT` and touches no memory. The producer-side validator is policy, not a security
+//! boundary.
+
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 pub mod abi;
+#[cfg(not(loom))]
+mod arena;
+#[cfg(not(loom))]
+mod complete;
+#[cfg(not(loom))]
+pub mod kernel;
+#[cfg(not(loom))]
+mod local;
+pub mod op;
+pub mod protocol;
+pub mod region;
+#[cfg(not(loom))]
+mod submit;
+pub mod sync;
 pub mod validate;
+
+#[cfg(not(loom))]
+pub use arena::{Arena, OutOfBounds};
+#[cfg(not(loom))]
+pub use complete::{Completion, CompletionQueue, Completions};
+#[cfg(not(loom))]
+pub use ring::*;
+#[cfg(not(loom))]
+pub use submit::{BatchError, SingleSubmitter, SubmitError, Submitter};
+
+pub use abi::{Cqe, Sqe, Stats};
+pub use op::ObjectId;
+pub use validate::{AcceptAll, BoundsValidator, Limits, Rejection, Validator};
+
+#[cfg(not(loom))]
+mod ring;

@@ -266,7 +266,8 @@ pub fn check_entry(
                 return Err(Fault::Length);
             }
             let len = u64::from(sqe.len);
-            let inside = |off: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
+            let inside =
+                |off: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
             if !inside(sqe.obj_off, size) || !inside(sqe.arena_off, arena_size) {
                 return Err(Fault::Bounds);
             }

@@ -1,0 +1,233 @@
+//! The completion queue: plain loads of what the kernel posted, and waiting without
+//! burning a core.
+
+use std::{fmt, io, time::Duration};
+
+use crossbeam_utils::Backoff;
+
+use crate::{
+    abi::{self, Cqe},
+    ring::{Backend, Error},
+    Handle,
+};
+
+/// One completion.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Completion(pub(crate) Cqe);
+
+impl Completion {
+    /// The submission's `user_data`.
+    pub fn user_data(&self) -> u64 {
+        self.0.user_data
+    }
+
+    /// Non-negative on success (bytes moved, or the CAS outcome), else a negative errno.
+    pub fn result(&self) -> i32 {
+        self.0.res
+    }
+
+    /// Whether the request succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.0.res >= 0
+    }
+
+    /// The error, if the request failed.
+    pub fn error(&self) -> Option<io::Error> {
+        (self.0.res < 0).then(|| io::Error::from_raw_os_error(-self.0.res))
+    }
+
+    /// The returned word: LOAD64's value, FETCH_ADD64's and CAS64's old word.
+    pub fn value(&self) -> u64 {
+        self.0.value
+    }
+
+    /// The raw entry.
+    pub fn raw(&self) -> Cqe {
+        self.0
+    }
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completion")
+            .field("user_data", &self.0.user_data)
+            .field("result", &self.0.res)
+            .field("value", &self.0.value)
+            .finish()
+    }
+}
+
+/// The ring's one completion consumer.
+pub struct CompletionQueue {
+    handle: Handle,
+    /// Next completion to read; the shared head is stored from it.
+    head: u32,
+}
+
+impl fmt::Debug for CompletionQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("head", &self.head)
+            .field("ready", &self.len())
+            .finish()
+    }
+}
+
+impl CompletionQueue {
+    pub(crate) fn new(handle: Handle) -> Self {
+        // Relaxed: the consumer is the only writer of the CQ head.
+        let head = handle
+            .inner()
+            .region
+            .cq()
+            .head
+            .load(std::sync::atomic::Ordering::Relaxed);
+        CompletionQueue { handle, head }
+    }
+
+    /// Completions ready to read now.
+    pub fn len(&self) -> usize {
+        self.handle
+            .inner()
+            .region
+            .cq()
+            .available()
+            .wrapping_sub(self.head) as usize
+    }
+
+    /// Whether no completion is ready.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next completion, if one is ready.
+    pub fn pop(&mut self) -> Option<Completion> {
+        let cq = self.handle.inner().region.cq();
+        if cq.available() == self.head {
+            return None;
+        }
+        let cqe = cq.read(self.head);
+        self.head = self.head.wrapping_add(1);
+        self.release();
+        Some(Completion(cqe))
+    }
+
+    /// The completions ready now; the slots go back to the kernel when the iterator drops.
+    pub fn iter(&mut self) -> Completions<'_> {
+        let tail = self.handle.inner().region.cq().available();
+        Completions { queue: self, tail }
+    }
+
+    /// Copies up to `out.len()` ready completions into `out`; returns how many.
+    pub fn fill(&mut self, out: &mut [Completion]) -> usize {
+        let mut n = 0;
+        for (slot, c) in out.iter_mut().zip(self.iter()) {
+            *slot = c;
+            n += 1;
+        }
+        n
+    }
+
+    fn release(&mut self) {
+        let inner = self.handle.inner();
+        let sq = inner.region.sq();
+        inner.region.cq().release(self.head);
+        // Relaxed: a consumer asleep because the CQ was full is worth a kick; the full
+        // handshake is in `wait`, so a miss here only delays it until then.
+        if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
+            inner.kick();
+        }
+    }
+
+    /// Waits until at least `min` completions are ready (at most the ring size) or
+    /// `timeout` passes: spins briefly, backs off, then blocks (an event on the local
+    /// backend, the ENTER ioctl on the kernel's). Returns how many are ready.
+    pub fn wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<usize, Error> {
+        let inner = self.handle.inner();
+        let min = min.min(inner.region.cq().entries() as usize);
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if self.len() >= min {
+                return Ok(self.len());
+            }
+            backoff.snooze();
+        }
+        let sq = inner.region.sq();
+        match &inner.backend {
+            Backend::Local(local) => {
+                if local.stopped() && self.len() < min {
+                    return Err(Error::Closed);
+                }
+                // The poller may sleep on a full CQ we have since drained.
+                if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
+                    inner.kick();
+                }
+                local
+                    .cq_event
+                    .wait(|| self.len() >= min || local.stopped(), timeout);
+            }
+            Backend::Kernel(kernel) => loop {
+                let mut flags = abi::ENTER_GETEVENTS;
+                if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
+                    flags |= abi::ENTER_SQ_WAKEUP;
+                }
+                let to_submit = if kernel.sqpoll() { 0 } else { sq.entries() };
+                match kernel.enter(to_submit, min as u32, flags, timeout) {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::ETIME) => break,
+                    Err(e) => return Err(Error::Io(e)),
+                }
+            },
+        }
+        let ready = self.len();
+        if ready >= min {
+            Ok(ready)
+        } else if inner.gate.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Err(Error::TimedOut)
+        }
+    }
+}
+
+/// The completions that were ready when [`CompletionQueue::iter`] was called.
+pub struct Completions<'a> {
+    queue: &'a mut CompletionQueue,
+    tail: u32,
+}
+
+impl fmt::Debug for Completions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completions")
+            .field("remaining", &self.len())
+            .finish()
+    }
+}
+
+impl Iterator for Completions<'_> {
+    type Item = Completion;
+
+    #[inline]
+    fn next(&mut self) -> Option<Completion> {
+        if self.queue.head == self.tail {
+            return None;
+        }
+        let cqe = self.queue.handle.inner().region.cq().read(self.queue.head);
+        self.queue.head = self.queue.head.wrapping_add(1);
+        Some(Completion(cqe))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.tail.wrapping_sub(self.queue.head) as usize;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Completions<'_> {}
+
+impl Drop for Completions<'_> {
+    fn drop(&mut self) {
+        self.queue.release();
+    }
+}

@@ -1,0 +1,413 @@
+//! The local backend: the ABI in process memory, with a poller thread that plays the
+//! kernel's part on user-space objects, with exactly the kernel's validation
+//! ([`check_entry`]).
+
+use std::{
+    collections::HashMap,
+    io,
+    sync::{Arc, Mutex, OnceLock, Weak},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    abi::{opcode, Cqe, Sqe, Stats},
+    arena::copy_shared,
+    protocol::Event,
+    region::{Bytes, STATS_WORDS},
+    sync::{AtomicU64, Ordering},
+    validate::{check_entry, Fault},
+    Error, Inner, ObjectId,
+};
+
+/// Most entries the poller takes in one pass before it publishes.
+const MAX_PASS: u32 = 256;
+
+/// Spins of an idle poller between looks at the clock.
+const IDLE_SPINS: u32 = 64;
+
+/// A user-space object: 8-byte words, so word operations are real atomics.
+#[derive(Debug)]
+pub(crate) struct LocalObject {
+    pub(crate) id: u32,
+    words: Box<[AtomicU64]>,
+}
+
+impl LocalObject {
+    fn size(&self) -> u64 {
+        self.words.len() as u64 * 8
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.words.as_ptr().cast_mut().cast::<u8>()
+    }
+}
+
+/// Objects by id, shared by every local ring of the process (as kernel objects are shared
+/// by every process). An object lives while a ring holds it attached.
+fn registry() -> &'static Mutex<(u32, HashMap<u32, Weak<LocalObject>>)> {
+    static REGISTRY: OnceLock<Mutex<(u32, HashMap<u32, Weak<LocalObject>>)>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new((0, HashMap::new())))
+}
+
+/// State of a local ring beside the shared region.
+#[derive(Debug)]
+pub(crate) struct Local {
+    /// Attached objects; the poller keeps a private copy, refreshed when `objects_gen`
+    /// moves.
+    objects: Mutex<Vec<Arc<LocalObject>>>,
+    /// Bumped (release) after every change of `objects`.
+    objects_gen: AtomicU64,
+    /// Where the poller sleeps when idle; producers notify it when they see NEED_WAKEUP.
+    pub(crate) sq_event: Event,
+    /// Where completion waiters sleep; the poller notifies after every publication.
+    pub(crate) cq_event: Event,
+    /// `u64::MAX`, or the final SQ tail once shutdown has closed the gate.
+    stop_at: AtomicU64,
+    idle: Duration,
+    poller: Mutex<Option<JoinHandle<Vec<Sqe>>>>,
+}
+
+impl Local {
+    pub(crate) fn new(idle: Duration) -> Self {
+        Local {
+            objects: Mutex::new(Vec::new()),
+            objects_gen: AtomicU64::new(0),
+            sq_event: Event::new(),
+            cq_event: Event::new(),
+            stop_at: AtomicU64::new(u64::MAX),
+            idle,
+            poller: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn region_bytes(len: u64) -> io::Result<Bytes> {
+        Bytes::anonymous(len as usize)
+    }
+
+    /// Starts the poller. It holds the ring alive until shutdown.
+    pub(crate) fn start(inner: &Arc<Inner>) -> io::Result<()> {
+        let worker = Arc::clone(inner);
+        let handle = std::thread::Builder::new()
+            .name("sbpf-ring-poller".into())
+            .spawn(move || Poller::new(&worker).run())?;
+        *inner
+            .local()
+            .poller
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the poller at `final_tail` and returns the entries it could not complete.
+    pub(crate) fn stop(&self, final_tail: u32) -> Vec<Sqe> {
+        // Release pairs with the poller's acquire load in `run`.
+        self.stop_at.store(u64::from(final_tail), Ordering::Release);
+        let handle = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match handle {
+            Some(h) => {
+                self.sq_event.notify();
+                h.join().unwrap_or_default()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether shutdown has stopped (or is stopping) the poller.
+    pub(crate) fn stopped(&self) -> bool {
+        // Acquire pairs with the release store in `stop`.
+        self.stop_at.load(Ordering::Acquire) != u64::MAX
+    }
+
+    pub(crate) fn create_object(&self, size: u64) -> Result<ObjectId, Error> {
+        if size == 0 || size % 8 != 0 || size > crate::abi::MAX_OBJECT_SIZE {
+            return Err(Error::InvalidArgument(
+                "object size must be a non-zero multiple of 8, at most 1 GiB",
+            ));
+        }
+        let object = {
+            let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+            reg.0 += 1;
+            let id = reg.0;
+            let words = (0..size / 8).map(|_| AtomicU64::new(0)).collect();
+            let object = Arc::new(LocalObject { id, words });
+            reg.1.insert(id, Arc::downgrade(&object));
+            object
+        };
+        let id = ObjectId(object.id);
+        self.attach(object);
+        Ok(id)
+    }
+
+    pub(crate) fn attach_object(&self, id: ObjectId) -> Result<u64, Error> {
+        let object = {
+            let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+            reg.1.retain(|_, w| w.strong_count() > 0);
+            reg.1.get(&id.0).and_then(Weak::upgrade)
+        };
+        let object = object.ok_or(Error::UnknownObject(id))?;
+        let size = object.size();
+        self.attach(object);
+        Ok(size)
+    }
+
+    fn attach(&self, object: Arc<LocalObject>) {
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        if !objects.iter().any(|o| o.id == object.id) {
+            objects.push(object);
+        }
+        // Release pairs with the poller's acquire load in `refresh_objects`.
+        self.objects_gen.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn detach_object(&self, id: ObjectId) -> Result<(), Error> {
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let before = objects.len();
+        objects.retain(|o| o.id != id.0);
+        if objects.len() == before {
+            return Err(Error::UnknownObject(id));
+        }
+        // Release pairs with the poller's acquire load in `refresh_objects`.
+        self.objects_gen.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// Private counters of the poller, mirrored into the shared stats words after each pass.
+#[derive(Default)]
+struct Counters(Stats);
+
+impl Counters {
+    fn reject(&mut self, fault: Fault) {
+        let s = &mut self.0;
+        s.rejected += 1;
+        match fault {
+            Fault::Opcode => s.rejected_opcode += 1,
+            Fault::Reserved => s.rejected_reserved += 1,
+            Fault::Object => s.rejected_object += 1,
+            Fault::Length | Fault::Bounds => s.rejected_bounds += 1,
+            Fault::Align => s.rejected_align += 1,
+        }
+    }
+
+    fn mirror(&self, words: &[AtomicU64; STATS_WORDS]) {
+        let s = &self.0;
+        let values = [
+            s.submitted,
+            s.completed,
+            s.rejected,
+            s.rejected_opcode,
+            s.rejected_reserved,
+            s.rejected_object,
+            s.rejected_bounds,
+            s.rejected_align,
+            s.wakeups,
+            s.cq_full,
+        ];
+        for (word, value) in words.iter().zip(values) {
+            // Relaxed: the mirror is an advisory snapshot.
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The poller thread's private state: its own SQ head and CQ tail, as the kernel keeps.
+struct Poller<'a> {
+    inner: &'a Inner,
+    local: &'a Local,
+    sq_head: u32,
+    cq_tail: u32,
+    objects: Vec<Arc<LocalObject>>,
+    objects_gen: u64,
+    counters: Counters,
+}
+
+impl<'a> Poller<'a> {
+    fn new(inner: &'a Arc<Inner>) -> Self {
+        Poller {
+            inner,
+            local: inner.local(),
+            sq_head: 0,
+            cq_tail: 0,
+            objects: Vec::new(),
+            objects_gen: u64::MAX,
+            counters: Counters::default(),
+        }
+    }
+
+    fn refresh_objects(&mut self) {
+        // Acquire pairs with the release increments in `attach`/`detach_object`.
+        let gen = self.local.objects_gen.load(Ordering::Acquire);
+        if gen != self.objects_gen {
+            self.objects = self
+                .local
+                .objects
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            self.objects_gen = gen;
+        }
+    }
+
+    /// Consumes published entries while the CQ has room, up to `limit`; returns how many.
+    fn pass(&mut self, limit: Option<u32>) -> u32 {
+        let sq = self.inner.region.sq();
+        let cq = self.inner.region.cq();
+        let room = cq.room(self.cq_tail).min(MAX_PASS);
+        let mut n = 0;
+        while n < room {
+            if limit == Some(self.sq_head) {
+                break;
+            }
+            let Some(sqe) = sq.peek(self.sq_head) else {
+                break;
+            };
+            self.sq_head = self.sq_head.wrapping_add(1);
+            let cqe = self.execute(&sqe);
+            cq.write(self.cq_tail, &cqe);
+            self.cq_tail = self.cq_tail.wrapping_add(1);
+            n += 1;
+        }
+        if n > 0 {
+            sq.release(self.sq_head);
+            cq.publish(self.cq_tail);
+            self.counters.0.submitted += u64::from(n);
+            self.counters.0.completed += u64::from(n);
+            self.counters.mirror(self.inner.region.stats_words());
+            self.local.cq_event.notify();
+        } else if room == 0 && sq.is_published(self.sq_head) {
+            self.counters.0.cq_full += 1;
+            self.counters.mirror(self.inner.region.stats_words());
+        }
+        n
+    }
+
+    fn execute(&mut self, sqe: &Sqe) -> Cqe {
+        let mut cqe = Cqe {
+            user_data: sqe.user_data,
+            ..Cqe::default()
+        };
+        let object = self.objects.iter().find(|o| o.id == sqe.obj_id);
+        let arena = &self.inner.arena;
+        if let Err(fault) = check_entry(sqe, arena.len(), |_| object.map(|o| o.size())) {
+            self.counters.reject(fault);
+            cqe.res = fault.errno();
+            return cqe;
+        }
+        let Some(object) = object else {
+            return cqe; // NOP: nothing to do.
+        };
+        let word = || &object.words[(sqe.obj_off / 8) as usize];
+        match sqe.opcode {
+            opcode::READ | opcode::WRITE => {
+                let len = sqe.len as usize;
+                // `check_entry` bounded both ranges.
+                let Ok(arena_ptr) = arena.range(sqe.arena_off, len) else {
+                    unreachable!("validated arena range")
+                };
+                // SAFETY: `obj_off + len <= size` (validated), so the range is in the object.
+                let obj_ptr = unsafe { object.base().add(sqe.obj_off as usize) };
+                // SAFETY: both ranges are in bounds (validated) and shared memory accessed
+                // only atomically.
+                unsafe {
+                    if sqe.opcode == opcode::READ {
+                        copy_shared(arena_ptr, obj_ptr, len);
+                    } else {
+                        copy_shared(obj_ptr, arena_ptr, len);
+                    }
+                }
+                cqe.res = sqe.len as i32;
+            }
+            // SeqCst on the object words: they are the program's shared variables, and the
+            // kernel's atomic64 operations are fully ordered too.
+            opcode::LOAD64 => cqe.value = word().load(Ordering::SeqCst),
+            opcode::STORE64 => word().store(sqe.val, Ordering::SeqCst),
+            opcode::FETCH_ADD64 => cqe.value = word().fetch_add(sqe.val, Ordering::SeqCst),
+            _ => {
+                match word().compare_exchange(sqe.cmp, sqe.val, Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(old) => {
+                        cqe.value = old;
+                        cqe.res = 1;
+                    }
+                    Err(old) => cqe.value = old,
+                }
+            }
+        }
+        cqe
+    }
+
+    /// The poller's life: consume, and after `idle` without work, sleep with NEED_WAKEUP.
+    fn run(mut self) -> Vec<Sqe> {
+        let sq = self.inner.region.sq();
+        let mut idle_since: Option<Instant> = None;
+        let mut spins = 0u32;
+        loop {
+            self.refresh_objects();
+            // Acquire pairs with the release store in `Local::stop`.
+            let stop_at = match self.local.stop_at.load(Ordering::Acquire) {
+                u64::MAX => None,
+                t => Some(t as u32),
+            };
+            if self.pass(stop_at) > 0 {
+                idle_since = None;
+                spins = 0;
+                continue;
+            }
+            if let Some(final_tail) = stop_at {
+                if self.sq_head == final_tail {
+                    return Vec::new();
+                }
+                if self.inner.region.cq().room(self.cq_tail) == 0 {
+                    return self.hand_back(final_tail);
+                }
+                // A producer is still writing an entry it reserved before the gate closed.
+                crate::sync::spin_loop();
+                continue;
+            }
+            spins += 1;
+            if spins < IDLE_SPINS {
+                crate::sync::spin_loop();
+                continue;
+            }
+            spins = 0;
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.local.idle {
+                std::thread::yield_now();
+                continue;
+            }
+            let cq = self.inner.region.cq();
+            let (head, cq_tail, local) = (self.sq_head, self.cq_tail, self.local);
+            let ready = || {
+                local.stop_at.load(Ordering::Acquire) != u64::MAX
+                    || local.objects_gen.load(Ordering::Acquire) != self.objects_gen
+                    || (sq.is_published(head) && cq.room(cq_tail) > 0)
+            };
+            if sq.prepare_sleep(ready) {
+                local.sq_event.wait(ready, None);
+                sq.clear_wakeup();
+                self.counters.0.wakeups += 1;
+                self.counters.mirror(self.inner.region.stats_words());
+            }
+            idle_since = None;
+        }
+    }
+
+    /// At shutdown with a full CQ: takes the entries up to `final_tail` out of the ring
+    /// without performing them, to hand back to the caller.
+    fn hand_back(&mut self, final_tail: u32) -> Vec<Sqe> {
+        let sq = self.inner.region.sq();
+        let mut returned = Vec::with_capacity(final_tail.wrapping_sub(self.sq_head) as usize);
+        while self.sq_head != final_tail {
+            match sq.peek(self.sq_head) {
+                Some(sqe) => {
+                    returned.push(sqe);
+                    self.sq_head = self.sq_head.wrapping_add(1);
+                }
+                None => crate::sync::spin_loop(),
+            }
+        }
+        sq.release(self.sq_head);
+        returned
+    }
+}

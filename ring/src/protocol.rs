@@ -1,0 +1,488 @@
+//! The lock-free ring protocol: every atomic step of both sides, over views of the shared
+//! memory. The library's producers, its completion consumer and the local backend's poller
+//! call these functions; `loom-tests` model-checks the same functions with loom's atomics
+//! (see [`crate::sync`]). The contract they implement is in the crate documentation,
+//! section "Ordering contract"; each atomic here names the step it pairs with.
+
+use core::{mem::MaybeUninit, ptr};
+
+use crate::{
+    abi::{Cqe, Sqe, SQ_NEED_WAKEUP},
+    sync::{fence, spin_loop, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell},
+};
+
+/// Bytes of an entry before its publication word.
+const SQE_BODY: usize = core::mem::offset_of!(Sqe, seq);
+
+/// One submission slot as it lies in the ring region: 60 bytes of entry, then `seq`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SqSlot {
+    /// The entry without its publication word; written by the producer that reserved the
+    /// slot, read by the consumer after it has seen `seq`.
+    body: UnsafeCell<[u32; SQE_BODY / 4]>,
+    /// `pos + 1` once the entry for ring position `pos` is complete.
+    seq: AtomicU32,
+}
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(core::mem::size_of::<SqSlot>() == core::mem::size_of::<Sqe>());
+    assert!(core::mem::offset_of!(SqSlot, seq) == core::mem::offset_of!(Sqe, seq));
+};
+
+impl SqSlot {
+    /// An empty slot, for rings in ordinary memory.
+    pub fn new() -> Self {
+        SqSlot {
+            body: UnsafeCell::new([0; SQE_BODY / 4]),
+            seq: AtomicU32::new(0),
+        }
+    }
+}
+
+impl Default for SqSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One completion slot as it lies in the ring region.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CqSlot {
+    /// Written by the kernel before it releases the CQ tail past it; read by the consumer
+    /// after its acquire load of that tail.
+    body: UnsafeCell<Cqe>,
+}
+
+impl CqSlot {
+    /// An empty slot, for rings in ordinary memory.
+    pub fn new() -> Self {
+        CqSlot {
+            body: UnsafeCell::new(Cqe::default()),
+        }
+    }
+}
+
+impl Default for CqSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The submission ring: its three shared words and its slots. `slots.len()` is a power of
+/// two.
+#[derive(Clone, Copy, Debug)]
+pub struct SqView<'a> {
+    /// Next position the consumer will take; written by the consumer only.
+    pub head: &'a AtomicU32,
+    /// Next position a producer will reserve; written by producers only. The consumer never
+    /// reads it (the kernel trusts nothing but `seq`).
+    pub tail: &'a AtomicU32,
+    /// [`SQ_NEED_WAKEUP`]; written by the consumer.
+    pub flags: &'a AtomicU32,
+    /// The entries.
+    pub slots: &'a [SqSlot],
+}
+
+impl<'a> SqView<'a> {
+    /// Number of slots.
+    #[inline]
+    pub fn entries(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    #[inline]
+    fn slot(&self, pos: u32) -> &'a SqSlot {
+        &self.slots[(pos & (self.entries() - 1)) as usize]
+    }
+
+    /// Producer: reserves up to `want` (at least one) consecutive positions for a producer
+    /// that shares the ring with others. Returns the first position and the count, or `None`
+    /// when the ring is full.
+    #[inline]
+    pub fn reserve(&self, want: u32) -> Option<(u32, u32)> {
+        debug_assert!(want >= 1);
+        let entries = self.entries();
+        loop {
+            // Acquire pairs with the consumer's release of `head` in `release`: once we see
+            // the consumer past a position, its copy of that slot is finished, so the slot is
+            // ours to overwrite.
+            let head = self.head.load(Ordering::Acquire);
+            // Loaded after `head`, so it is at least `head` (the consumer only passes
+            // positions whose reservation happened before their publication).
+            let tail = self.tail.load(Ordering::Relaxed);
+            let used = tail.wrapping_sub(head);
+            if used > entries {
+                // A `head` newer than this `tail` cannot be, but a torn view of a hostile
+                // process's writes can; retry instead of trusting it.
+                spin_loop();
+                continue;
+            }
+            let n = want.min(entries - used);
+            if n == 0 {
+                return None;
+            }
+            // Relaxed: the CAS only divides positions among producers; the slot contents are
+            // published by `seq`, and the gate's fence orders it against `close`.
+            if self
+                .tail
+                .compare_exchange_weak(
+                    tail,
+                    tail.wrapping_add(n),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return Some((tail, n));
+            }
+            spin_loop();
+        }
+    }
+
+    /// Producer with no other producer: reserves up to `want` positions at its private
+    /// `tail`, refreshing its cached `head` only when the ring looks full.
+    #[inline]
+    pub fn reserve_single(&self, tail: u32, cached_head: &mut u32, want: u32) -> u32 {
+        let entries = self.entries();
+        let mut free = entries - tail.wrapping_sub(*cached_head);
+        if free < want {
+            // Acquire pairs with the consumer's release of `head` in `release`, as in
+            // `reserve`.
+            *cached_head = self.head.load(Ordering::Acquire);
+            free = entries - tail.wrapping_sub(*cached_head);
+        }
+        let n = want.min(free);
+        // Relaxed: only the gate's `close` reads it, after the fence in `after_publish`.
+        self.tail.store(tail.wrapping_add(n), Ordering::Relaxed);
+        n
+    }
+
+    /// Producer: writes the entry for reserved position `pos` (not its `seq`).
+    #[inline]
+    pub fn write(&self, pos: u32, sqe: &Sqe) {
+        self.slot(pos).body.with_mut(|body| {
+            // SAFETY: `pos` is reserved by this producer and not yet published, so no one
+            // else accesses the body; both sides are at least SQE_BODY bytes.
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    (sqe as *const Sqe).cast::<u8>(),
+                    body.cast::<u8>(),
+                    SQE_BODY,
+                )
+            }
+        });
+    }
+
+    /// Producer: publishes the entry at `pos`, written before.
+    #[inline]
+    pub fn publish(&self, pos: u32) {
+        // Release pairs with the consumer's acquire load of `seq` in `peek`: the entry's
+        // bytes are visible before the consumer can see it published.
+        self.slot(pos)
+            .seq
+            .store(pos.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Producer: publishes `n` entries from `pos`, all written before, with one fence.
+    #[inline]
+    pub fn publish_batch(&self, pos: u32, n: u32) {
+        // This release fence with the relaxed stores below pairs with the consumer's acquire
+        // load of each `seq` in `peek`, as `publish`'s release store does.
+        fence(Ordering::Release);
+        for i in 0..n {
+            let p = pos.wrapping_add(i);
+            self.slot(p).seq.store(p.wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Producer, after publishing: the full barrier of the wake-up handshake, then whether
+    /// the consumer sleeps and must be kicked.
+    #[inline]
+    pub fn after_publish(&self) -> bool {
+        // SeqCst fence pairs with the one in `prepare_sleep` (Dekker): either the consumer's
+        // re-check sees our `seq`, or we see its NEED_WAKEUP. It is also the fence the gate
+        // relies on (`Gate::admits`).
+        fence(Ordering::SeqCst);
+        self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
+    }
+
+    /// Consumer: whether position `head` is published.
+    #[inline]
+    pub fn is_published(&self, head: u32) -> bool {
+        // Acquire pairs with the producer's release in `publish`/`publish_batch`.
+        self.slot(head).seq.load(Ordering::Acquire) == head.wrapping_add(1)
+    }
+
+    /// Consumer: a copy of the entry at `head` if it is published. The shared slot is read
+    /// once; only the copy is used afterwards.
+    #[inline]
+    pub fn peek(&self, head: u32) -> Option<Sqe> {
+        if !self.is_published(head) {
+            return None;
+        }
+        let mut out = MaybeUninit::<Sqe>::zeroed();
+        self.slot(head).body.with(|body| {
+            // SAFETY: the slot is published (acquire above) and not released yet, so its
+            // producer is done with it; `out` has room for SQE_BODY bytes.
+            unsafe {
+                ptr::copy_nonoverlapping(body.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), SQE_BODY)
+            }
+        });
+        // SAFETY: zeroed, then its first SQE_BODY bytes copied: every byte is initialized and
+        // every bit pattern is a valid `Sqe`.
+        Some(unsafe { out.assume_init() })
+    }
+
+    /// Consumer: hands every slot before `head` back to the producers.
+    #[inline]
+    pub fn release(&self, head: u32) {
+        // Release pairs with the producers' acquire load of `head` in `reserve`: our copies of
+        // the slots are complete before they can be reused.
+        self.head.store(head, Ordering::Release);
+    }
+
+    /// Consumer, before sleeping: sets NEED_WAKEUP, issues the full barrier, and looks once
+    /// more. Returns `true` if it may sleep; `false` (flag cleared) if `work_ready` found
+    /// something after all.
+    pub fn prepare_sleep(&self, work_ready: impl FnOnce() -> bool) -> bool {
+        self.flags.fetch_or(SQ_NEED_WAKEUP, Ordering::Relaxed);
+        // SeqCst fence pairs with the producer's in `after_publish`.
+        fence(Ordering::SeqCst);
+        if work_ready() {
+            self.clear_wakeup();
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Consumer, awake again: clears NEED_WAKEUP.
+    pub fn clear_wakeup(&self) {
+        // Relaxed: a producer that still sees the flag only kicks once too often.
+        self.flags.fetch_and(!SQ_NEED_WAKEUP, Ordering::Relaxed);
+    }
+}
+
+/// The completion ring. `slots.len()` is a power of two.
+#[derive(Clone, Copy, Debug)]
+pub struct CqView<'a> {
+    /// Next completion the consumer will read; written by the consumer only.
+    pub head: &'a AtomicU32,
+    /// One past the last posted completion; written by the kernel only.
+    pub tail: &'a AtomicU32,
+    /// The entries.
+    pub slots: &'a [CqSlot],
+}
+
+impl<'a> CqView<'a> {
+    /// Number of slots.
+    #[inline]
+    pub fn entries(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    #[inline]
+    fn slot(&self, pos: u32) -> &'a CqSlot {
+        &self.slots[(pos & (self.entries() - 1)) as usize]
+    }
+
+    /// Kernel: free slots after its private `tail`.
+    #[inline]
+    pub fn room(&self, tail: u32) -> u32 {
+        // Acquire pairs with the consumer's release of `head` in `release`: it has finished
+        // reading the slots it handed back.
+        let head = self.head.load(Ordering::Acquire);
+        // A head that is not in [tail - entries, tail] (a hostile or confused consumer)
+        // means no room: the consumer only stalls itself.
+        self.entries().saturating_sub(tail.wrapping_sub(head))
+    }
+
+    /// Kernel: writes the completion at its private position `tail`, which `room` said is
+    /// free.
+    #[inline]
+    pub fn write(&self, tail: u32, cqe: &Cqe) {
+        self.slot(tail).body.with_mut(|slot| {
+            // SAFETY: `room` said the consumer is done with this slot and it is not yet
+            // published, so no one else accesses it.
+            unsafe { ptr::write(slot, *cqe) }
+        });
+    }
+
+    /// Kernel: publishes every completion before `tail`.
+    #[inline]
+    pub fn publish(&self, tail: u32) {
+        // Release pairs with the consumer's acquire load of `tail` in `available`.
+        self.tail.store(tail, Ordering::Release);
+    }
+
+    /// Consumer: the kernel's tail, to read completions up to.
+    #[inline]
+    pub fn available(&self) -> u32 {
+        // Acquire pairs with the kernel's release in `publish`.
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// Consumer: reads the completion at `pos` (before the tail it loaded).
+    #[inline]
+    pub fn read(&self, pos: u32) -> Cqe {
+        self.slot(pos).body.with(|slot| {
+            // SAFETY: `pos` is before the tail loaded with acquire and after our head, so the
+            // kernel wrote it and will not touch it until we release it.
+            unsafe { ptr::read(slot) }
+        })
+    }
+
+    /// Consumer: hands every slot before `head` back to the kernel.
+    #[inline]
+    pub fn release(&self, head: u32) {
+        // Release pairs with the kernel's acquire load of `head` in `room`.
+        self.head.store(head, Ordering::Release);
+    }
+}
+
+/// The user-side gate that closes a ring for shutdown without losing an entry a producer
+/// is publishing at that moment.
+///
+/// `close` stores `closed`, issues a full fence and snapshots the SQ tail as the final
+/// tail; a producer checks `closed` after the full fence of `after_publish`. By the two
+/// fences, either the snapshot covers the producer's reservation (the consumer will take its
+/// entries) or the producer sees `closed` and learns from the final tail that its entries
+/// are beyond it (they are handed back to it).
+#[derive(Debug)]
+pub struct Gate {
+    /// 1 once `close` has begun.
+    closed: AtomicU32,
+    /// The SQ tail snapshot, or `u64::MAX` until `close` has taken it.
+    final_tail: AtomicU64,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// An open gate.
+    pub fn new() -> Self {
+        Gate {
+            closed: AtomicU32::new(0),
+            final_tail: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Producer, before reserving: a cheap early refusal once closed.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed) != 0
+    }
+
+    /// Producer, after `SqView::after_publish` (whose fence this relies on): whether the
+    /// entries at `[pos, pos + n)` will be consumed. `false` means the ring closed before them
+    /// and they are the producer's again.
+    #[inline]
+    pub fn admits(&self, pos: u32) -> bool {
+        if self.closed.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        loop {
+            // Acquire pairs with the release in `close`.
+            let final_tail = self.final_tail.load(Ordering::Acquire);
+            if final_tail != u64::MAX {
+                // `pos` is within 2^31 of the final tail: before it or at/after it.
+                return (final_tail as u32).wrapping_sub(pos) as i32 > 0;
+            }
+            spin_loop();
+        }
+    }
+
+    /// Closer: refuses new reservations and returns the final tail: every position before it
+    /// was reserved by a producer that will publish it, and none after it will be consumed.
+    pub fn close(&self, sq: &SqView<'_>) -> u32 {
+        self.closed.store(1, Ordering::Relaxed);
+        // SeqCst fence pairs with the producers' in `SqView::after_publish`.
+        fence(Ordering::SeqCst);
+        let tail = sq.tail.load(Ordering::Relaxed);
+        // Release pairs with the acquire in `admits`.
+        self.final_tail.store(u64::from(tail), Ordering::Release);
+        tail
+    }
+}
+
+/// A sleep/wake pair for one side waiting on progress the other makes, without a lost
+/// wake-up: the waiter announces itself, fences and re-checks before it blocks; the notifier
+/// fences after making progress and takes the lock only when someone waits.
+#[derive(Debug, Default)]
+pub struct Event {
+    /// Threads inside `wait_while`.
+    waiters: AtomicU32,
+    /// Bumped by every notification that found a waiter.
+    epoch: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Event {
+    /// A new event.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits until `ready` holds, `notify` is called after progress, or `timeout` passes
+    /// (never, when `None`). Returns whether `ready` held at the end.
+    pub fn wait(&self, ready: impl Fn() -> bool, timeout: Option<std::time::Duration>) -> bool {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // SeqCst fence pairs with the one in `notify`: either our re-check sees the progress
+        // or the notifier sees us waiting.
+        fence(Ordering::SeqCst);
+        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ok = ready();
+        if !ok {
+            let seen = *epoch;
+            while !ok && *epoch == seen {
+                epoch = match timeout {
+                    None => self.cond.wait(epoch).unwrap_or_else(|e| e.into_inner()),
+                    #[cfg(not(loom))]
+                    Some(t) => {
+                        let (g, res) = self
+                            .cond
+                            .wait_timeout(epoch, t)
+                            .unwrap_or_else(|e| e.into_inner());
+                        if res.timed_out() {
+                            ok = ready();
+                            drop(g);
+                            self.waiters.fetch_sub(1, Ordering::Relaxed);
+                            return ok;
+                        }
+                        g
+                    }
+                    #[cfg(loom)]
+                    Some(_) => self.cond.wait(epoch).unwrap_or_else(|e| e.into_inner()),
+                };
+                ok = ready();
+            }
+        }
+        drop(epoch);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        ok
+    }
+
+    /// Called after making progress a waiter may be waiting for.
+    #[inline]
+    pub fn notify(&self) {
+        // SeqCst fence pairs with the one in `wait`.
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.notify_locked();
+        }
+    }
+
+    #[cold]
+    fn notify_locked(&self) {
+        let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+        *epoch = epoch.wrapping_add(1);
+        self.cond.notify_all();
+    }
+}

@@ -1,0 +1,302 @@
+//! Producer handles: validate on a private copy, reserve, write, publish.
+
+use std::fmt;
+
+use crate::{
+    protocol::SqView,
+    validate::{Limits, Rejection, Validator},
+    Handle, Sqe,
+};
+
+/// Why an entry was not submitted. Every variant hands the entry back: nothing is dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The submission ring is full; retry after completions are consumed.
+    #[error("the submission ring is full")]
+    Full(Sqe),
+    /// The producer's validator refused the entry; no slot was taken.
+    #[error("entry rejected by the {stage} validator: {rejection}")]
+    Rejected {
+        /// The entry.
+        entry: Sqe,
+        /// The validator's name.
+        stage: String,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// The ring is shut down; the entry was not and will not be performed.
+    #[error("the ring is shut down")]
+    Closed(Sqe),
+}
+
+impl SubmitError {
+    /// The entry that was not submitted.
+    pub fn into_entry(self) -> Sqe {
+        match self {
+            SubmitError::Full(e)
+            | SubmitError::Closed(e)
+            | SubmitError::Rejected { entry: e, .. } => e,
+        }
+    }
+}
+
+/// Why a batch was not (entirely) submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The ring has no free slot; nothing was submitted.
+    #[error("the submission ring is full")]
+    Full,
+    /// Entry `index` was refused by the validator; nothing was submitted.
+    #[error("entry {index} rejected by the {stage} validator: {rejection}")]
+    Rejected {
+        /// Position of the refused entry in the batch.
+        index: usize,
+        /// The validator's name.
+        stage: String,
+        /// Why.
+        rejection: Rejection,
+    },
+    /// The ring is shut down; nothing was submitted.
+    #[error("the ring is shut down")]
+    Closed,
+}
+
+/// Validation state every producer handle keeps: its own validator and its cached limits.
+struct Policy {
+    validator: Box<dyn Validator>,
+    limits: Limits,
+    limits_gen: u64,
+}
+
+impl Policy {
+    fn new(handle: &Handle, validator: Box<dyn Validator>) -> Self {
+        let inner = handle.inner();
+        // Acquire pairs with the release increment in `Inner::update_limits`.
+        let limits_gen = inner.limits_gen.load(std::sync::atomic::Ordering::Acquire);
+        Policy {
+            validator,
+            limits: inner.limits(),
+            limits_gen,
+        }
+    }
+
+    #[inline]
+    fn refresh(&mut self, handle: &Handle) {
+        let inner = handle.inner();
+        // Acquire pairs with the release increment in `Inner::update_limits`.
+        let gen = inner.limits_gen.load(std::sync::atomic::Ordering::Acquire);
+        if gen != self.limits_gen {
+            self.limits = inner.limits();
+            self.limits_gen = gen;
+        }
+    }
+
+    #[inline]
+    fn check(&mut self, sqe: &Sqe) -> Result<(), (String, Rejection)> {
+        self.validator
+            .validate(sqe, &self.limits)
+            .map_err(|r| (self.validator.name().to_owned(), r))
+    }
+}
+
+/// Publishes written entries `[pos, pos + n)`, kicks a sleeping consumer, and asks the
+/// gate whether they were admitted before shutdown.
+#[inline]
+fn publish(handle: &Handle, sq: &SqView<'_>, pos: u32, n: u32) -> bool {
+    if n == 1 {
+        sq.publish(pos);
+    } else {
+        sq.publish_batch(pos, n);
+    }
+    let inner = handle.inner();
+    if sq.after_publish() {
+        inner.kick();
+    }
+    inner.gate.admits(pos)
+}
+
+/// A producer handle that shares the ring with any number of others: `Send + Clone`, lock
+/// free. Each clone owns a copy of its validator.
+pub struct Submitter {
+    handle: Handle,
+    policy: Policy,
+}
+
+impl fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Submitter")
+            .field("validator", &self.policy.validator.name())
+            .finish()
+    }
+}
+
+impl Clone for Submitter {
+    fn clone(&self) -> Self {
+        Submitter {
+            handle: self.handle.clone(),
+            policy: Policy {
+                validator: self.policy.validator.clone_box(),
+                limits: self.policy.limits,
+                limits_gen: self.policy.limits_gen,
+            },
+        }
+    }
+}
+
+impl Submitter {
+    pub(crate) fn new(handle: Handle, validator: Box<dyn Validator>) -> Self {
+        let policy = Policy::new(&handle, validator);
+        Submitter { handle, policy }
+    }
+
+    /// Validates `sqe` and publishes it. A full ring, a refusal or a shut-down ring hands
+    /// the entry back.
+    pub fn submit(&mut self, sqe: Sqe) -> Result<(), SubmitError> {
+        let inner = self.handle.inner();
+        if inner.gate.is_closed() {
+            return Err(SubmitError::Closed(sqe));
+        }
+        self.policy.refresh(&self.handle);
+        if let Err((stage, rejection)) = self.policy.check(&sqe) {
+            return Err(SubmitError::Rejected {
+                entry: sqe,
+                stage,
+                rejection,
+            });
+        }
+        let sq = inner.region.sq();
+        let Some((pos, _)) = sq.reserve(1) else {
+            return Err(SubmitError::Full(sqe));
+        };
+        sq.write(pos, &sqe);
+        if publish(&self.handle, &sq, pos, 1) {
+            Ok(())
+        } else {
+            Err(SubmitError::Closed(sqe))
+        }
+    }
+
+    /// Validates every entry, then publishes as many as fit together (one reservation, one
+    /// publication fence). Returns how many were published, from the front; refusal of any
+    /// entry publishes none.
+    pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
+        let inner = self.handle.inner();
+        if inner.gate.is_closed() {
+            return Err(BatchError::Closed);
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.policy.refresh(&self.handle);
+        for (index, sqe) in entries.iter().enumerate() {
+            if let Err((stage, rejection)) = self.policy.check(sqe) {
+                return Err(BatchError::Rejected {
+                    index,
+                    stage,
+                    rejection,
+                });
+            }
+        }
+        let sq = inner.region.sq();
+        let want = entries.len().min(sq.entries() as usize) as u32;
+        let Some((pos, n)) = sq.reserve(want) else {
+            return Err(BatchError::Full);
+        };
+        for (i, sqe) in entries[..n as usize].iter().enumerate() {
+            sq.write(pos.wrapping_add(i as u32), sqe);
+        }
+        if publish(&self.handle, &sq, pos, n) {
+            Ok(n as usize)
+        } else {
+            Err(BatchError::Closed)
+        }
+    }
+}
+
+/// The producer handle of a ring with no other producer: its tail is private, so it takes
+/// positions without a CAS and reads the shared head only when its cached copy says full.
+pub struct SingleSubmitter {
+    handle: Handle,
+    policy: Policy,
+    tail: u32,
+    cached_head: u32,
+}
+
+impl fmt::Debug for SingleSubmitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SingleSubmitter")
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl SingleSubmitter {
+    pub(crate) fn new(handle: Handle, validator: Box<dyn Validator>) -> Self {
+        let policy = Policy::new(&handle, validator);
+        let sq = handle.inner().region.sq();
+        // Relaxed/acquire: the single producer is the only writer of the tail from now on;
+        // acquire on the head pairs with the consumer's release.
+        let tail = sq.tail.load(std::sync::atomic::Ordering::Relaxed);
+        let cached_head = sq.head.load(std::sync::atomic::Ordering::Acquire);
+        SingleSubmitter {
+            handle,
+            policy,
+            tail,
+            cached_head,
+        }
+    }
+
+    /// As [`Submitter::submit`].
+    pub fn submit(&mut self, sqe: Sqe) -> Result<(), SubmitError> {
+        self.submit_batch(core::slice::from_ref(&sqe))
+            .map(|_| ())
+            .map_err(|e| match e {
+                BatchError::Full => SubmitError::Full(sqe),
+                BatchError::Closed => SubmitError::Closed(sqe),
+                BatchError::Rejected {
+                    stage, rejection, ..
+                } => SubmitError::Rejected {
+                    entry: sqe,
+                    stage,
+                    rejection,
+                },
+            })
+    }
+
+    /// As [`Submitter::submit_batch`].
+    pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
+        let inner = self.handle.inner();
+        if inner.gate.is_closed() {
+            return Err(BatchError::Closed);
+        }
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.policy.refresh(&self.handle);
+        for (index, sqe) in entries.iter().enumerate() {
+            if let Err((stage, rejection)) = self.policy.check(sqe) {
+                return Err(BatchError::Rejected {
+                    index,
+                    stage,
+                    rejection,
+                });
+            }
+        }
+        let sq = inner.region.sq();
+        let want = entries.len().min(sq.entries() as usize) as u32;
+        let n = sq.reserve_single(self.tail, &mut self.cached_head, want);
+        if n == 0 {
+            return Err(BatchError::Full);
+        }
+        let pos = self.tail;
+        for (i, sqe) in entries[..n as usize].iter().enumerate() {
+            sq.write(pos.wrapping_add(i as u32), sqe);
+        }
+        self.tail = pos.wrapping_add(n);
+        if publish(&self.handle, &sq, pos, n) {
+            Ok(n as usize)
+        } else {
+            Err(BatchError::Closed)
+        }
+    }
+}

@@ -11,6 +11,20 @@ use crate::{
     sync::{fence, spin_loop, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell},
 };
 
+/// The ordering a step of the contract needs at one atomic site, `$strong`. A loom build
+/// with `--cfg loom_weaken="<site>"` uses `$weak` at that site instead, so that
+/// `loom-tests/run.sh` can check that the model of the step then fails; every other build,
+/// loom's included, gets `$strong`.
+macro_rules! ordering {
+    ($site:literal, $strong:ident => $weak:ident) => {{
+        #[cfg(all(loom, loom_weaken = $site))]
+        let order = Ordering::$weak;
+        #[cfg(not(all(loom, loom_weaken = $site)))]
+        let order = Ordering::$strong;
+        order
+    }};
+}
+
 /// Bytes of an entry before its publication word.
 const SQE_BODY: usize = core::mem::offset_of!(Sqe, seq);
 
@@ -109,7 +123,9 @@ impl<'a> SqView<'a> {
             // Acquire pairs with the consumer's release of `head` in `release`: once we see
             // the consumer past a position, its copy of that slot is finished, so the slot is
             // ours to overwrite.
-            let head = self.head.load(Ordering::Acquire);
+            let head = self
+                .head
+                .load(ordering!("sq_head_acquire", Acquire => Relaxed));
             // Loaded after `head`, so it is at least `head` (the consumer only passes
             // positions whose reservation happened before their publication).
             let tail = self.tail.load(Ordering::Relaxed);
@@ -151,7 +167,9 @@ impl<'a> SqView<'a> {
         if free < want {
             // Acquire pairs with the consumer's release of `head` in `release`, as in
             // `reserve`.
-            *cached_head = self.head.load(Ordering::Acquire);
+            *cached_head = self
+                .head
+                .load(ordering!("sq_head_acquire", Acquire => Relaxed));
             free = entries - tail.wrapping_sub(*cached_head);
         }
         let n = want.min(free);
@@ -181,9 +199,10 @@ impl<'a> SqView<'a> {
     pub fn publish(&self, pos: u32) {
         // Release pairs with the consumer's acquire load of `seq` in `peek`: the entry's
         // bytes are visible before the consumer can see it published.
-        self.slot(pos)
-            .seq
-            .store(pos.wrapping_add(1), Ordering::Release);
+        self.slot(pos).seq.store(
+            pos.wrapping_add(1),
+            ordering!("publish", Release => Relaxed),
+        );
     }
 
     /// Producer: publishes `n` entries from `pos`, all written before, with one fence.
@@ -191,7 +210,7 @@ impl<'a> SqView<'a> {
     pub fn publish_batch(&self, pos: u32, n: u32) {
         // This release fence with the relaxed stores below pairs with the consumer's acquire
         // load of each `seq` in `peek`, as `publish`'s release store does.
-        fence(Ordering::Release);
+        fence(ordering!("publish_batch", Release => Acquire));
         for i in 0..n {
             let p = pos.wrapping_add(i);
             self.slot(p).seq.store(p.wrapping_add(1), Ordering::Relaxed);
@@ -205,7 +224,7 @@ impl<'a> SqView<'a> {
         // SeqCst fence pairs with the one in `prepare_sleep` (Dekker): either the consumer's
         // re-check sees our `seq`, or we see its NEED_WAKEUP. It is also the fence the gate
         // relies on (`Gate::admits`).
-        fence(Ordering::SeqCst);
+        fence(ordering!("after_publish", SeqCst => AcqRel));
         self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
 
@@ -213,7 +232,10 @@ impl<'a> SqView<'a> {
     #[inline]
     pub fn is_published(&self, head: u32) -> bool {
         // Acquire pairs with the producer's release in `publish`/`publish_batch`.
-        self.slot(head).seq.load(Ordering::Acquire) == head.wrapping_add(1)
+        self.slot(head)
+            .seq
+            .load(ordering!("peek", Acquire => Relaxed))
+            == head.wrapping_add(1)
     }
 
     /// Consumer: a copy of the entry at `head` if it is published. The shared slot is read
@@ -241,7 +263,8 @@ impl<'a> SqView<'a> {
     pub fn release(&self, head: u32) {
         // Release pairs with the producers' acquire load of `head` in `reserve`: our copies of
         // the slots are complete before they can be reused.
-        self.head.store(head, Ordering::Release);
+        self.head
+            .store(head, ordering!("sq_head_release", Release => Relaxed));
     }
 
     /// Consumer, before sleeping: sets NEED_WAKEUP, issues the full barrier, and looks once
@@ -250,7 +273,7 @@ impl<'a> SqView<'a> {
     pub fn prepare_sleep(&self, work_ready: impl FnOnce() -> bool) -> bool {
         self.flags.fetch_or(SQ_NEED_WAKEUP, Ordering::Relaxed);
         // SeqCst fence pairs with the producer's in `after_publish`.
-        fence(Ordering::SeqCst);
+        fence(ordering!("prepare_sleep", SeqCst => AcqRel));
         if work_ready() {
             self.clear_wakeup();
             false
@@ -294,7 +317,9 @@ impl<'a> CqView<'a> {
     pub fn room(&self, tail: u32) -> u32 {
         // Acquire pairs with the consumer's release of `head` in `release`: it has finished
         // reading the slots it handed back.
-        let head = self.head.load(Ordering::Acquire);
+        let head = self
+            .head
+            .load(ordering!("cq_head_acquire", Acquire => Relaxed));
         // A head that is not in [tail - entries, tail] (a hostile or confused consumer)
         // means no room: the consumer only stalls itself.
         self.entries().saturating_sub(tail.wrapping_sub(head))
@@ -315,14 +340,16 @@ impl<'a> CqView<'a> {
     #[inline]
     pub fn publish(&self, tail: u32) {
         // Release pairs with the consumer's acquire load of `tail` in `available`.
-        self.tail.store(tail, Ordering::Release);
+        self.tail
+            .store(tail, ordering!("cq_tail_release", Release => Relaxed));
     }
 
     /// Consumer: the kernel's tail, to read completions up to.
     #[inline]
     pub fn available(&self) -> u32 {
         // Acquire pairs with the kernel's release in `publish`.
-        self.tail.load(Ordering::Acquire)
+        self.tail
+            .load(ordering!("cq_tail_acquire", Acquire => Relaxed))
     }
 
     /// Consumer: reads the completion at `pos` (before the tail it loaded).
@@ -339,7 +366,8 @@ impl<'a> CqView<'a> {
     #[inline]
     pub fn release(&self, head: u32) {
         // Release pairs with the kernel's acquire load of `head` in `room`.
-        self.head.store(head, Ordering::Release);
+        self.head
+            .store(head, ordering!("cq_head_release", Release => Relaxed));
     }
 }
 
@@ -404,7 +432,7 @@ impl Gate {
     pub fn close(&self, sq: &SqView<'_>) -> u32 {
         self.closed.store(1, Ordering::Relaxed);
         // SeqCst fence pairs with the producers' in `SqView::after_publish`.
-        fence(Ordering::SeqCst);
+        fence(ordering!("gate_close", SeqCst => AcqRel));
         let tail = sq.tail.load(Ordering::Relaxed);
         // Release pairs with the acquire in `admits`.
         self.final_tail.store(u64::from(tail), Ordering::Release);
@@ -436,7 +464,7 @@ impl Event {
         self.waiters.fetch_add(1, Ordering::Relaxed);
         // SeqCst fence pairs with the one in `notify`: either our re-check sees the progress
         // or the notifier sees us waiting.
-        fence(Ordering::SeqCst);
+        fence(ordering!("event_wait", SeqCst => AcqRel));
         let mut epoch = self.epoch.lock().unwrap_or_else(|e| e.into_inner());
         let mut ok = ready();
         if !ok {
@@ -473,7 +501,7 @@ impl Event {
     #[inline]
     pub fn notify(&self) {
         // SeqCst fence pairs with the one in `wait`.
-        fence(Ordering::SeqCst);
+        fence(ordering!("event_notify", SeqCst => AcqRel));
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.notify_locked();
         }

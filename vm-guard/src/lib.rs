@@ -1,1 +1,45 @@
-//! Verified eBPF guards for sbpf-ring producers (in construction).
+//! Verified eBPF guards for sbpf-ring producers.
+//!
+//! A guard is a small eBPF program that judges one submission entry before a producer
+//! publishes it. It reads one read-only context — the 64-byte [`Sqe`](sbpf_ring::abi::Sqe)
+//! followed by the ring's limits ([`context`]) — and returns 0 to accept or a non-zero reason
+//! code. Our [`verifier`] accepts only a class of programs that is safe by construction
+//! (forward jumps only, loads from the context at constant offsets, no stores, no calls
+//! outside an allow-list, every register initialized before use), so a verified guard may run
+//! under rbpf's x86-64 JIT ([`vm`]); elsewhere, or on request, it runs under the interpreter.
+//!
+//! A [`Guard`] chains stages (first rejection wins) and implements
+//! [`sbpf_ring::validate::Validator`], so `sbpf-ring` never depends on rbpf.
+//!
+//! A guard is policy, not a security boundary: the process owns the shared pages and can
+//! write any entry it likes without running its guard. The consumer's own validation
+//! (`check_entry`, and the kernel module's copy of it) is the enforcement.
+//!
+//! ```
+//! use sbpf_guard::{Engine, Guard, Stage};
+//! use sbpf_ring::{abi::{opcode, Sqe}, validate::{Limits, ObjectLimit, Validator}};
+//!
+//! let mut guard = Guard::new([Stage::bounds(Engine::Jit), Stage::read_only(Engine::Jit)]);
+//! let mut limits = Limits::new(4096);
+//! limits.push(ObjectLimit { id: 1, size: 64 });
+//!
+//! let load = Sqe { opcode: opcode::LOAD64, obj_id: 1, obj_off: 8, ..Sqe::default() };
+//! assert!(guard.validate(&load, &limits).is_ok());
+//!
+//! let store = Sqe { opcode: opcode::STORE64, obj_id: 1, obj_off: 8, ..Sqe::default() };
+//! let why = guard.validate(&store, &limits).unwrap_err();
+//! assert_eq!(why.code, sbpf_guard::builtin::code::NOT_READ_ONLY);
+//! assert!(why.reason.contains("read-only"));
+//! assert_eq!(guard.counters().rejected(why.code), 1);
+//! ```
+
+pub mod builtin;
+pub mod context;
+pub mod guard;
+pub mod source;
+pub mod verifier;
+pub mod vm;
+
+pub use guard::{Guard, GuardCounters, GuardError, Stage, Verdict};
+pub use verifier::{verify, Policy, Rule, VerifierLog, VerifyError};
+pub use vm::{Engine, Program};

@@ -1,0 +1,248 @@
+//! Running verified programs on rbpf: the x86-64 JIT or the interpreter.
+//!
+//! This module owns the crate's only `unsafe` code: the call into JIT-compiled code, and the
+//! `Send` promise for rbpf's VM.
+//!
+//! # Ownership
+//!
+//! rbpf's VMs borrow their bytecode (`EbpfVmRaw<'a>` holds `&'a [u8]`). A [`Program`] owns its
+//! bytecode in a `Box<[u8]>` and the VM that borrows it, side by side, through `self_cell`
+//! (the VM type is covariant in `'a`, which `self_cell` checks at compile time). Cloning a
+//! [`Program`] builds a new VM over a new copy of the bytecode and JIT-compiles it again, so
+//! every producer handle owns its compiled guard outright and nothing is shared.
+//!
+//! # rbpf 0.4.1 traits this module works around
+//!
+//! - Its verifier is structural only; `set_verifier` takes a plain `fn` pointer that cannot
+//!   carry a [`Policy`]. We run our verifier with the guard's policy before building the VM,
+//!   then install a `fn` that re-runs the policy-independent rules, and only then set the
+//!   program (the VM is built without one, so no check is skipped).
+//! - Its JIT emits into one 4 KiB page and panics past it: programs whose code could exceed
+//!   it ([`Verified::fits_jit`]) run under the interpreter.
+//! - Its JIT page is mapped writable and executable at once, and handed back to the allocator
+//!   with those permissions when the VM is dropped.
+//! - Its interpreter allocates its 512-byte stack on every run, so only the JIT path is free
+//!   of allocation.
+
+use std::{fmt, io};
+
+use rbpf::EbpfVmRaw;
+use self_cell::self_cell;
+
+use crate::verifier::{self, Policy, Verified, VerifyError};
+
+/// How a program is executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// rbpf's x86-64 JIT.
+    Jit,
+    /// rbpf's interpreter.
+    Interpreter,
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Jit => "jit",
+            Engine::Interpreter => "interpreter",
+        })
+    }
+}
+
+/// A helper function a program may call, with its verifier description.
+#[derive(Clone, Copy, Debug)]
+pub struct Helper {
+    /// Number and arity, as the verifier sees them.
+    pub spec: verifier::HelperSpec,
+    /// The function.
+    pub func: rbpf::Helper,
+}
+
+/// Why a program could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// Our verifier refused it.
+    #[error("verification failed: {0}")]
+    Verify(#[from] VerifyError),
+    /// rbpf refused it (its own checks, or the JIT).
+    #[error("rbpf: {0}")]
+    Vm(String),
+}
+
+/// A run that did not return a value (only the interpreter reports these; a verified program
+/// never causes one).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("guard execution failed: {0}")]
+pub struct ExecError(pub String);
+
+type RawVm<'a> = EbpfVmRaw<'a>;
+
+self_cell!(
+    struct VmCell {
+        owner: Box<[u8]>,
+        #[covariant]
+        dependent: RawVm,
+    }
+);
+
+/// A [`VmCell`] that may move to another thread.
+struct SendVm(VmCell);
+
+// SAFETY: `EbpfVmRaw` is `!Send` only because rbpf's `StackVerifier` can hold a user-supplied
+// `Box<dyn Any>` for a stack-usage calculator; we never install one, so that field is `None`.
+// Everything else it holds is plain data, `fn` pointers, `HashMap`s of those, the bytecode
+// borrow (into the `Box` owned by the same cell) and the JIT page, which it owns exclusively
+// through a `&mut [u8]`. Nothing is shared with another value, so moving the whole cell to
+// another thread is sound. (It is not `Sync`, and we do not claim it is.)
+unsafe impl Send for SendVm {}
+
+/// rbpf's verifier hook: the rules of ours that do not depend on the policy, as a second gate
+/// inside rbpf (the full check with the guard's policy has already passed).
+fn policy_free_gate(prog: &[u8]) -> Result<(), io::Error> {
+    verifier::verify_policy_free(prog)
+        .map(|_| ())
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// A verified program and the rbpf VM that runs it.
+pub struct Program {
+    vm: SendVm,
+    engine: Engine,
+    verified: Verified,
+    context_size: usize,
+    helpers: Vec<Helper>,
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program")
+            .field("engine", &self.engine)
+            .field("verified", &self.verified)
+            .field("context_size", &self.context_size)
+            .finish_non_exhaustive()
+    }
+}
+
+const JIT_AVAILABLE: bool = cfg!(all(target_arch = "x86_64", unix));
+
+impl Program {
+    /// Verifies `bytecode` under `policy` and loads it; `engine` is a preference: the JIT is
+    /// used only where it exists and the program fits its buffer.
+    pub fn load(
+        bytecode: &[u8],
+        policy: &Policy,
+        helpers: &[Helper],
+        engine: Engine,
+    ) -> Result<Program, LoadError> {
+        let policy = Policy {
+            helpers: helpers.iter().map(|h| h.spec).collect(),
+            ..policy.clone()
+        };
+        let verified = verifier::verify(bytecode, &policy)?;
+        let engine = if engine == Engine::Jit && JIT_AVAILABLE && verified.fits_jit() {
+            Engine::Jit
+        } else {
+            Engine::Interpreter
+        };
+        Self::build(
+            bytecode.into(),
+            verified,
+            policy.context_size,
+            helpers,
+            engine,
+        )
+    }
+
+    fn build(
+        bytecode: Box<[u8]>,
+        verified: Verified,
+        context_size: usize,
+        helpers: &[Helper],
+        engine: Engine,
+    ) -> Result<Program, LoadError> {
+        let cell = VmCell::try_new(bytecode, |prog| -> Result<RawVm<'_>, LoadError> {
+            let vm_err = |e: io::Error| LoadError::Vm(e.to_string());
+            let mut vm = EbpfVmRaw::new(None).map_err(vm_err)?;
+            vm.set_verifier(policy_free_gate).map_err(vm_err)?;
+            for h in helpers {
+                vm.register_helper(h.spec.id, h.func).map_err(vm_err)?;
+            }
+            vm.set_program(prog).map_err(vm_err)?;
+            if engine == Engine::Jit {
+                vm.jit_compile().map_err(vm_err)?;
+            }
+            Ok(vm)
+        })?;
+        Ok(Program {
+            vm: SendVm(cell),
+            engine,
+            verified,
+            context_size,
+            helpers: helpers.to_vec(),
+        })
+    }
+
+    /// The engine [`run`](Self::run) uses.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// What the verifier established.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The bytecode.
+    pub fn bytecode(&self) -> &[u8] {
+        self.vm.0.borrow_owner()
+    }
+
+    /// Runs on `ctx` (which `r1` points to) with the program's engine.
+    #[inline]
+    pub fn run(&self, ctx: &mut [u8]) -> Result<u64, ExecError> {
+        self.run_with(self.engine, ctx)
+    }
+
+    /// Runs on `ctx` with the given engine; asking for the JIT of a program that was not
+    /// compiled runs the interpreter.
+    #[inline]
+    pub fn run_with(&self, engine: Engine, ctx: &mut [u8]) -> Result<u64, ExecError> {
+        if ctx.len() < self.context_size {
+            return Err(ExecError(format!(
+                "context of {} bytes, the program was verified for {}",
+                ctx.len(),
+                self.context_size
+            )));
+        }
+        let vm = self.vm.0.borrow_dependent();
+        if engine == Engine::Jit && self.engine == Engine::Jit {
+            // SAFETY: rbpf's JIT code has no memory checks, so what it may touch is what our
+            // verifier allows, and `load` ran it with this program's policy: the only memory
+            // access is a load at `r1 + c` with `0 <= c` and `c + size <= context_size`, `r1`
+            // is never written, so it is `ctx.as_ptr()` throughout, and
+            // `ctx.len() >= context_size` was checked above. There are no stores, no stack
+            // use, no calls but registered helpers (safe Rust `fn`s), and every jump goes
+            // forward inside the program, so it returns after at most `len` instructions.
+            // The code fits rbpf's JIT page (`Verified::fits_jit`), checked before compiling.
+            unsafe { vm.execute_program_jit(ctx) }.map_err(|e| ExecError(e.to_string()))
+        } else {
+            vm.execute_program(ctx)
+                .map_err(|e| ExecError(e.to_string()))
+        }
+    }
+}
+
+impl Clone for Program {
+    /// A new VM over a new copy of the bytecode, compiled again: clones share nothing.
+    fn clone(&self) -> Self {
+        Self::build(
+            self.bytecode().into(),
+            self.verified,
+            self.context_size,
+            &self.helpers,
+            self.engine,
+        )
+        .unwrap_or_else(|e| panic!("rebuilding a program that loaded before failed: {e}"))
+    }
+}

@@ -468,9 +468,18 @@ fn check(
     // `None` until some predecessor reaches it. Only forward edges exist, so every predecessor
     // of `i` is below `i` and has been processed when `i` is.
     let mut state: Vec<Option<Regs>> = vec![None; n];
-    // The first jump that reached each instruction, to name it if the target turns out to be
-    // the second slot of an lddw (which is examined after the jump).
-    let mut jumped_from: Vec<usize> = vec![usize::MAX; n];
+    // Instruction boundaries are fixed by decoding from slot 0: the slot after an lddw is its
+    // immediate, never an instruction, so no jump may land there.
+    let mut is_lddw_tail = vec![false; n];
+    let mut j = 0;
+    while j < n {
+        if prog[j * 8] == ebpf::LD_DW_IMM && j + 1 < n {
+            is_lddw_tail[j + 1] = true;
+            j += 2;
+        } else {
+            j += 1;
+        }
+    }
     state[0] = Some(bit(1));
     let mut jit_bytes = JIT_FIXED_BYTES;
 
@@ -508,8 +517,8 @@ fn check(
         let out = (init & !step.clobbers) | step.writes;
         let len = if step.is_lddw { 2 } else { 1 };
         if let Some(target) = step.jump {
-            if jumped_from[target] == usize::MAX {
-                jumped_from[target] = i;
+            if is_lddw_tail[target] {
+                return Err(e(Rule::JumpIntoLddw { target }));
             }
             state[target] = Some(state[target].map_or(out, |s| s & out));
         }
@@ -519,15 +528,6 @@ fn check(
                 return Err(e(Rule::FallsOffEnd));
             }
             state[next] = Some(state[next].map_or(out, |s| s & out));
-        }
-        if step.is_lddw && state[i + 1].is_some() {
-            // An earlier jump (jumps go forward, so only an earlier one can) targeted the
-            // second slot of this lddw.
-            return Err(fail(
-                prog,
-                jumped_from[i + 1],
-                Rule::JumpIntoLddw { target: i + 1 },
-            ));
         }
         i += len;
     }

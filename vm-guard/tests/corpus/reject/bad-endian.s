@@ -1,0 +1,3 @@
+# expect: bad-endian
+# be8 does not exist.
+# raw: 0x00000000000000b7 0x00000008000000dc 0x0000000000000095

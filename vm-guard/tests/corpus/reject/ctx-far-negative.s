@@ -1,0 +1,3 @@
+# expect: load-out-of-context
+ldxdw r0, [r1-32768]
+exit

@@ -1,0 +1,5 @@
+# expect: writes-r1
+# Pointer arithmetic on the context: r1 must stay the context's start.
+add r1, 200
+ldxdw r0, [r1+16]
+exit

@@ -1,0 +1,2 @@
+# expect: empty
+# Nothing but comments.

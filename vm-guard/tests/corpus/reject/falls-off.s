@@ -1,0 +1,2 @@
+# expect: falls-off-end
+mov r0, 0

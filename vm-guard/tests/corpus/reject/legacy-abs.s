@@ -1,0 +1,3 @@
+# expect: legacy-packet-load
+ldabsw 0
+exit

@@ -1,0 +1,5 @@
+# expect: load-base
+# A load through a register holding a number, not the context.
+mov r2, 4096
+ldxdw r0, [r2+0]
+exit

@@ -1,0 +1,2 @@
+# expect: r0-unset
+exit

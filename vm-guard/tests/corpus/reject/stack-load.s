@@ -1,0 +1,4 @@
+# expect: stack
+# Reading the (never written) stack.
+ldxdw r0, [r10-8]
+exit

@@ -1,0 +1,3 @@
+# expect: unknown-opcode
+# bswap64 (BPF_ALU64|BPF_END, 0xd7) of the v4 ISA.
+# raw: 0x00000000000000b7 0x00000040000000d7 0x0000000000000095

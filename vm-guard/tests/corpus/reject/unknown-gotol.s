@@ -1,0 +1,3 @@
+# expect: unknown-opcode
+# gotol (BPF_JMP32|BPF_JA, 0x06) of the v4 ISA.
+# raw: 0x00000000000000b7 0x0000000000000006 0x0000000000000095

@@ -45,10 +45,13 @@ impl LocalObject {
 
 /// Objects by id, shared by every local ring of the process (as kernel objects are shared
 /// by every process). An object lives while a ring holds it attached.
-fn registry() -> &'static Mutex<(u32, HashMap<u32, Weak<LocalObject>>)> {
-    static REGISTRY: OnceLock<Mutex<(u32, HashMap<u32, Weak<LocalObject>>)>> = OnceLock::new();
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
     REGISTRY.get_or_init(|| Mutex::new((0, HashMap::new())))
 }
+
+/// The last id given out, and the live objects by id.
+type Registry = (u32, HashMap<u32, Weak<LocalObject>>);
 
 /// State of a local ring beside the shared region.
 #[derive(Debug)]

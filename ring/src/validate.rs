@@ -276,7 +276,7 @@ pub fn check_entry(
             if sqe.obj_off % 8 != 0 {
                 return Err(Fault::Align);
             }
-            if !sqe.obj_off.checked_add(8).is_some_and(|end| end <= size) {
+            if sqe.obj_off.checked_add(8).is_none_or(|end| end > size) {
                 return Err(Fault::Bounds);
             }
         }

@@ -11,10 +11,14 @@
  * from under an operation in progress. Operations copy at most SBPF_MAX_IO_LEN bytes
  * between vmalloc areas and never sleep, so the read-side sections are short.
  *
+ * Object ids are not secrets: OBJ_ATTACH is allowed to the creator's uid and to
+ * CAP_SYS_ADMIN only (EPERM otherwise).
+ *
  * Accounting: every byte pinned on behalf of a process (ring region, arena, objects) is
  * charged to the real uid that asked for it, root included, against max_user_bytes; the
  * module-wide total is the read-only parameter pinned_bytes.
  */
+#include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/hashtable.h>
 #include <linux/slab.h>
@@ -237,6 +241,12 @@ int sbpf_obj_attach(struct sbpf_file *sf, struct sbpf_object *arg)
 	rcu_read_unlock();
 	if (!obj) {
 		ret = -ENOENT;
+		goto unlock;
+	}
+	/* Ids are easy to guess: only the creator's uid (or an admin) may attach. */
+	if (!uid_eq(obj->owner, current_uid()) && !capable(CAP_SYS_ADMIN)) {
+		sbpf_obj_put(obj);
+		ret = -EPERM;
 		goto unlock;
 	}
 	rcu_assign_pointer(sf->attached[slot], obj);

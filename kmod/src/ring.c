@@ -240,16 +240,19 @@ static unsigned int sbpf_consume(struct sbpf_file *sf, struct sbpf_ring *r, unsi
 	if (n) {
 		r->sq_head = head;
 		smp_store_release(r->sq_head_shared, head);		/* [B] */
-		WRITE_ONCE(r->cq_tail, tail);
-		smp_store_release(r->cq_tail_shared, tail);		/* [D] */
 		delta[SBPF_CTR(submitted)] += n;
 		delta[SBPF_CTR(completed)] += n;
-		if (wq_has_sleeper(&r->cq_wait))
-			wake_up_interruptible(&r->cq_wait);
 	}
+	/* Counters first, so that they already include every completion a reader sees. */
 	if (n || delta[SBPF_CTR(cq_full)]) {
 		sbpf_counters_add(r, delta);
 		sbpf_stats_mirror(r);
+	}
+	if (n) {
+		WRITE_ONCE(r->cq_tail, tail);
+		smp_store_release(r->cq_tail_shared, tail);		/* [D] */
+		if (wq_has_sleeper(&r->cq_wait))
+			wake_up_interruptible(&r->cq_wait);
 	}
 	return n;
 }

@@ -10,6 +10,7 @@
 #   VMTEST_RUST_BINS  space-separated static (musl) executables to run in the guest with
 #                     SBPF_RING_BACKEND=kernel; each is a test "rust:<basename>"
 #   VMTEST_TIMEOUT    seconds one boot may take (default 900)
+#   VMTEST_TESTS      the C tests to run (default: functional shared hostile killed bench)
 #   VMTEST_INJECT_FAIL=1  add a test that fails, to check the harness reports it
 set -euo pipefail
 
@@ -106,7 +107,8 @@ fetch_kernel() {
 	if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
 		mkdir -p "$kdir"
 		log "downloading linux-image-$rel"
-		(cd "$kdir" && rm -f ./*.deb && apt-get download -qq "linux-image-$rel" >/dev/null &&
+		(cd "$kdir" && rm -f ./*.deb &&
+			apt-get download -qq -o APT::Sandbox::User=root "linux-image-$rel" >/dev/null &&
 			dpkg -x ./linux-image-*.deb . && rm -f ./*.deb)
 		ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1 || die "no vmlinuz in linux-image-$rel"
 	fi
@@ -127,3 +129,150 @@ for k in "${kernels[@]}"; do
 	fetch_kernel "${release[$k]}"
 done
 [ $setup_only = 1 ] && exit 0
+
+work=$vmdir/work.$$
+mkdir -p "$work"
+cleanup() {
+	if [ $keep = 1 ]; then log "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# The C tests do not depend on the kernel: build them once.
+log "building the C tests"
+make -s -C "$kmod" selftest >/dev/null
+make -s -C "$kmod" tests
+read -r -a tests <<<"${VMTEST_TESTS:-functional shared hostile killed bench}"
+for t in "${tests[@]}"; do
+	[ -x "$kmod/tests/bin/$t" ] || die "missing test binary $t"
+done
+
+rust_bins=()
+for b in ${VMTEST_RUST_BINS:-}; do
+	[ -x "$b" ] || die "VMTEST_RUST_BINS: $b is not an executable"
+	rust_bins+=("$b")
+done
+
+write_init() {
+	cat <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmpfs /tmp
+echo "VMTEST kernel $(uname -r)"
+R=/tmp/results
+: > $R
+mark() { echo "TEST $*" | tee -a $R; }
+run() {	# run NAME SECONDS CMD...: the program prints its own markers
+	name=$1; secs=$2; shift 2
+	timeout "$secs" "$@" > /tmp/out 2>&1
+	st=$?
+	cat /tmp/out; grep '^TEST ' /tmp/out >> $R
+	if [ $st -eq 0 ]; then mark "exit:$name PASS"; else mark "exit:$name FAIL status $st"; fi
+}
+if insmod /sbpf_ring.ko; then mark "insmod PASS"; else mark "insmod FAIL"; fi
+[ -c /dev/sbpf_ring ] || mark "devnode FAIL /dev/sbpf_ring missing"
+pinned0=$(cat /sys/module/sbpf_ring/parameters/pinned_bytes)
+for t in TESTS; do
+	run "$t" 600 /tests/$t
+done
+if [ -n "INJECT" ]; then mark "injected FAIL deliberately"; fi
+for b in /rust/*; do
+	[ -x "$b" ] || continue
+	n=$(basename "$b")
+	SBPF_RING_BACKEND=kernel timeout 600 "$b" > /tmp/out 2>&1
+	st=$?
+	cat /tmp/out
+	if [ $st -eq 0 ]; then mark "rust:$n PASS"; else mark "rust:$n FAIL status $st"; fi
+done
+# The module stays while a ring is open, and goes once it is closed.
+/tests/killed hold /tmp/holding &
+holder=$!
+i=0; while [ ! -e /tmp/holding ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+if rmmod sbpf_ring 2>/dev/null; then mark "rmmod_busy FAIL unloaded with a ring open"
+else mark "rmmod_busy PASS"; fi
+kill -9 $holder; wait $holder 2>/dev/null
+pinned1=$(cat /sys/module/sbpf_ring/parameters/pinned_bytes 2>/dev/null)
+if [ "$pinned1" = "$pinned0" ]; then mark "pinned_bytes_final PASS"
+else mark "pinned_bytes_final FAIL $pinned1 != $pinned0"; fi
+cat /sys/kernel/debug/sbpf_ring/rings
+if rmmod sbpf_ring; then mark "rmmod PASS"; else mark "rmmod FAIL"; fi
+[ -e /sys/module/sbpf_ring ] && mark "unloaded FAIL module still present"
+echo "VMTEST dmesg begin"
+dmesg
+echo "VMTEST dmesg end"
+echo "VMTEST summary pass=$(grep -c ' PASS$' $R) fail=$(grep -c ' FAIL' $R)"
+echo "VMTEST done"
+poweroff -f
+INIT
+}
+
+run_kernel() {
+	local k=$1 rel=${release[$1]}
+	local kw=$work/$rel
+	local vmlinuz initrd logf
+	vmlinuz=$(ls "$vmdir/kernels/$rel"/boot/vmlinuz-* | head -n1)
+	logf=$vmdir/console-$rel.log
+	mkdir -p "$kw/build" "$kw/root/bin" "$kw/root/tests" "$kw/root/rust"
+
+	log "[$k] building the module against /usr/src/linux-headers-$rel"
+	cp -r "$kmod/Kbuild" "$kmod/src" "$kmod/include" "$kw/build/"
+	if ! make -s -C "/usr/src/linux-headers-$rel" M="$kw/build" W=1 modules \
+		>"$kw/build.log" 2>&1; then
+		cat "$kw/build.log" >&2
+		die "[$k] module build failed"
+	fi
+	if grep -E 'warning:|error:' "$kw/build.log" >&2; then
+		die "[$k] module build has warnings"
+	fi
+
+	cp "$kw/build/sbpf_ring.ko" "$kw/root/"
+	cp "$(command -v busybox)" "$kw/root/bin/busybox"
+	for t in "${tests[@]}" killed; do cp "$kmod/tests/bin/$t" "$kw/root/tests/"; done
+	for b in ${rust_bins[@]+"${rust_bins[@]}"}; do cp "$b" "$kw/root/rust/"; done
+	write_init | sed -e "s|TESTS|${tests[*]}|" \
+		-e "s|\"INJECT\"|\"${VMTEST_INJECT_FAIL:-}\"|" >"$kw/root/init"
+	chmod +x "$kw/root/init"
+	initrd=$kw/initrd.cpio.gz
+	(cd "$kw/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
+
+	log "[$k] booting $rel under QEMU (TCG); console: $logf"
+	local t0=$SECONDS st=0
+	timeout "$timeout_s" qemu-system-x86_64 -accel tcg,thread=multi -m 1024 -smp 2 -nographic \
+		-no-reboot -kernel "$vmlinuz" -initrd "$initrd" \
+		-append "console=ttyS0 quiet panic=-1 oops=panic" </dev/null >"$logf" 2>&1 || st=$?
+	local secs=$((SECONDS - t0))
+	tr -d '\r' <"$logf" >"$logf.tmp" && mv "$logf.tmp" "$logf"
+
+	grep -E '^(TEST|BENCH|RATIO) ' "$logf" || true
+	local pass fail bad=0
+	pass=$(grep -cE '^TEST .* PASS$' "$logf" || true)
+	fail=$(grep -cE '^TEST .* FAIL' "$logf" || true)
+	if [ "$st" != 0 ]; then
+		log "[$k] qemu exited with status $st (124: timeout after ${timeout_s}s)"; bad=1
+	fi
+	if ! grep -q '^VMTEST done' "$logf"; then
+		log "[$k] no final summary marker in the console log"; bad=1
+	fi
+	if grep -nE 'Oops|BUG:|WARNING:|general protection|Call Trace|Kernel panic' "$logf" >&2; then
+		log "[$k] the kernel log has an oops, BUG, WARNING or call trace"; bad=1
+	fi
+	[ "$fail" = 0 ] || bad=1
+	[ "$pass" -gt 0 ] || bad=1
+	summary+=("kernel $rel: $pass passed, $fail failed, ${secs}s in QEMU$([ $bad = 0 ] && echo '' || echo ' -> FAILED')")
+	return $bad
+}
+
+summary=()
+overall=0
+t_all=$SECONDS
+for k in "${kernels[@]}"; do
+	run_kernel "$k" || overall=1
+done
+echo
+for line in "${summary[@]}"; do echo "vmtest: $line"; done
+echo "vmtest: total $((SECONDS - t_all))s; $([ $overall = 0 ] && echo PASS || echo FAIL)"
+exit $overall

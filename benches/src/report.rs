@@ -1,0 +1,375 @@
+//! Runs every case in one process and puts the results side by side: the table, the
+//! ratios against each case's baseline, the JSON report and the plot.
+
+use std::{fmt::Write as _, path::PathBuf, time::SystemTime};
+
+use serde::Serialize;
+
+use crate::{
+    kmod,
+    ring_cases::{ring_case, ring_case_boxed, ring_novalidate_case, RingOp},
+    spsc::{spsc_case, Queue},
+    syscall::{syscall_case, Direction},
+    uring::{uring_case, UringOp},
+    Budget, CaseResult,
+};
+
+/// Batch sizes of the ring and io_uring cases.
+pub const BATCHES: [u32; 4] = [1, 8, 32, 256];
+
+/// A producer-side validator chosen at run time, benchmarked as `name` (READ 64, batch 32).
+/// The hook for the sbpf-guard JIT and interpreter guards.
+pub struct ExtraValidator {
+    /// Case name, e.g. `ring+guard-jit/read64/b32`.
+    pub name: String,
+    /// Makes the validator (called once per run).
+    pub make: Box<dyn Fn() -> Box<dyn sbpf_ring::Validator>>,
+}
+
+impl std::fmt::Debug for ExtraValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExtraValidator")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct Options {
+    /// Time per case.
+    pub budget: Budget,
+    /// Run only cases whose name contains this.
+    pub filter: Option<String>,
+    /// Extra validator cases (`ring+guard-jit/read64/b32`, `ring+guard-interp/read64/b32`).
+    pub validators: Vec<ExtraValidator>,
+    /// The QEMU harness's results file for the kmod rows; default `$SBPF_KMOD_RESULTS`.
+    pub kmod_results: Option<PathBuf>,
+    /// Print each case's name to stderr as it starts.
+    pub progress: bool,
+}
+
+impl Options {
+    /// The quick or the full budget, every case, kmod rows from the environment.
+    pub fn new(quick: bool) -> Self {
+        Options {
+            budget: if quick { Budget::QUICK } else { Budget::FULL },
+            filter: None,
+            validators: Vec::new(),
+            kmod_results: std::env::var_os(kmod::RESULTS_ENV).map(PathBuf::from),
+            progress: false,
+        }
+    }
+}
+
+/// One case's result against its baseline.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    /// The case.
+    pub case: String,
+    /// What it is compared with.
+    pub baseline: String,
+    /// `case.ops_per_sec / baseline.ops_per_sec`.
+    pub ratio: f64,
+    /// The design target for this ratio, if there is one.
+    pub target: Option<f64>,
+    /// Whether the target is met.
+    pub met: Option<bool>,
+}
+
+/// Everything one run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// CPU model, core count, kernel.
+    pub machine: String,
+    /// UTC date of the run, `YYYY-MM-DD`.
+    pub date: String,
+    /// Budget used: `quick` or `full`.
+    pub budget: String,
+    /// Every case, in run order.
+    pub cases: Vec<CaseResult>,
+    /// Each case against its baseline.
+    pub ratios: Vec<Ratio>,
+}
+
+type Runner = Box<dyn FnOnce(&Budget) -> CaseResult>;
+
+/// Every case, named, in run order.
+fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
+    let mut v: Vec<(String, Runner)> = Vec::new();
+    v.push((
+        "syscall/pread64".into(),
+        Box::new(|b| syscall_case(Direction::Read, b)),
+    ));
+    v.push((
+        "syscall/pwrite64".into(),
+        Box::new(|b| syscall_case(Direction::Write, b)),
+    ));
+    for op in [
+        RingOp::Nop,
+        RingOp::Read64,
+        RingOp::Write64,
+        RingOp::FetchAdd,
+    ] {
+        for batch in BATCHES {
+            let name = format!("ring/{}/b{batch}", op.label());
+            v.push((name, Box::new(move |b| ring_case(op, batch, b))));
+        }
+    }
+    v.push((
+        "ring-novalidate/read64/b32".into(),
+        Box::new(ring_novalidate_case),
+    ));
+    for extra in std::mem::take(&mut opts.validators) {
+        let name = extra.name.clone();
+        v.push((
+            name,
+            Box::new(move |b| ring_case_boxed(&extra.name, (extra.make)(), b)),
+        ));
+    }
+    for (op, label) in [(UringOp::Nop, "nop"), (UringOp::Read64, "read64")] {
+        for batch in BATCHES {
+            let name = format!("io_uring/{label}/b{batch}");
+            v.push((name, Box::new(move |b| uring_case(op, batch, false, b))));
+        }
+    }
+    v.push((
+        "io_uring-sqpoll/read64/b32".into(),
+        Box::new(|b| uring_case(UringOp::Read64, 32, true, b)),
+    ));
+    for q in [Queue::Raw, Queue::Rtrb, Queue::Crossbeam] {
+        v.push((q.name().into(), Box::new(move |b| spsc_case(q, b))));
+    }
+    v
+}
+
+/// Names of every case `opts` would run (before the filter).
+pub fn case_names(opts: &mut Options) -> Vec<String> {
+    let mut names: Vec<String> = cases(opts).into_iter().map(|(n, _)| n).collect();
+    names.extend(kmod::CASES.iter().map(|s| s.to_string()));
+    names
+}
+
+/// Runs every case that passes the filter, in one process, and compares them.
+pub fn run_all(mut opts: Options) -> Report {
+    let filter = opts.filter.clone();
+    let keep = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let mut results = Vec::new();
+    for (name, run) in cases(&mut opts) {
+        if !keep(&name) {
+            continue;
+        }
+        if opts.progress {
+            eprintln!("running {name}");
+        }
+        results.push(run(&opts.budget));
+    }
+    results.extend(
+        kmod::rows(opts.kmod_results.as_deref())
+            .into_iter()
+            .filter(|c| keep(&c.name)),
+    );
+    let ratios = ratios(&results);
+    Report {
+        machine: machine(),
+        date: today(),
+        budget: if opts.budget.measure == Budget::QUICK.measure {
+            "quick".into()
+        } else {
+            "full".into()
+        },
+        cases: results,
+        ratios,
+    }
+}
+
+/// The pairs compared, with their targets: (case, baseline, target).
+fn pairs() -> Vec<(String, String, Option<f64>)> {
+    let mut p = Vec::new();
+    for b in BATCHES {
+        let t = |x: f64| (b == 32).then_some(x);
+        p.push((
+            format!("ring/read64/b{b}"),
+            "syscall/pread64".into(),
+            t(10.0),
+        ));
+        p.push((
+            format!("ring/write64/b{b}"),
+            "syscall/pwrite64".into(),
+            None,
+        ));
+        p.push((
+            format!("ring/nop/b{b}"),
+            format!("io_uring/nop/b{b}"),
+            t(3.0),
+        ));
+        p.push((
+            format!("ring/read64/b{b}"),
+            format!("io_uring/read64/b{b}"),
+            None,
+        ));
+    }
+    p.push((
+        "ring/read64/b32".into(),
+        "io_uring-sqpoll/read64/b32".into(),
+        None,
+    ));
+    p.push((
+        "ring-novalidate/read64/b32".into(),
+        "ring/read64/b32".into(),
+        None,
+    ));
+    p.push((
+        "ring+guard-jit/read64/b32".into(),
+        "ring/read64/b32".into(),
+        None,
+    ));
+    p.push((
+        "ring+guard-interp/read64/b32".into(),
+        "ring/read64/b32".into(),
+        None,
+    ));
+    p.push(("ring/raw/entry64".into(), "rtrb/entry64".into(), Some(1.0)));
+    p.push((
+        "ring/raw/entry64".into(),
+        "crossbeam/entry64".into(),
+        Some(1.0),
+    ));
+    p.push((
+        "kmod/ring/read64/b32".into(),
+        "kmod/ioctl/read64".into(),
+        None,
+    ));
+    p
+}
+
+/// Every pair whose two sides were measured.
+pub fn ratios(cases: &[CaseResult]) -> Vec<Ratio> {
+    let find = |n: &str| cases.iter().find(|c| c.name == n && c.measured());
+    pairs()
+        .into_iter()
+        .filter_map(|(case, baseline, target)| {
+            let (c, b) = (find(&case)?, find(&baseline)?);
+            let ratio = c.ops_per_sec / b.ops_per_sec;
+            Some(Ratio {
+                met: target.map(|t| ratio >= t),
+                case,
+                baseline,
+                ratio,
+                target,
+            })
+        })
+        .collect()
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
+        .map_or("unknown CPU".to_owned(), |m| m.trim().to_owned());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {} CPUs, Linux {}",
+        crate::affinity::cpus(),
+        kernel.trim()
+    )
+}
+
+/// Today's UTC date as `YYYY-MM-DD` (civil-from-days, no date crate needed).
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn si(x: f64) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.2} G", x / 1e9),
+        x if x >= 1e6 => format!("{:.2} M", x / 1e6),
+        x if x >= 1e3 => format!("{:.1} k", x / 1e3),
+        x => format!("{x:.0} "),
+    }
+}
+
+fn ns(x: u64) -> String {
+    if x >= 10_000 {
+        format!("{:.1} us", x as f64 / 1e3)
+    } else {
+        format!("{x} ns")
+    }
+}
+
+impl Report {
+    /// The human-readable table: every case, then the ratios.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "machine: {}\ndate: {} ({} budget)\n",
+            self.machine, self.date, self.budget
+        );
+        let _ = writeln!(
+            s,
+            "{:<30} {:>12} {:>10} {:>10} {:>8}  vs baseline",
+            "case", "ops/s", "p50", "p99", ""
+        );
+        for c in &self.cases {
+            let vs = self
+                .ratios
+                .iter()
+                .find(|r| r.case == c.name)
+                .map(|r| format!("{:.2}x {}", r.ratio, r.baseline))
+                .unwrap_or_default();
+            if c.measured() {
+                let _ = writeln!(
+                    s,
+                    "{:<30} {:>12} {:>10} {:>10} {:>8}  {vs}",
+                    c.name,
+                    si(c.ops_per_sec),
+                    ns(c.p50_ns),
+                    ns(c.p99_ns),
+                    ""
+                );
+            } else {
+                let _ = writeln!(s, "{:<30} {}", c.name, c.note);
+            }
+        }
+        let _ = writeln!(s, "\nratios:");
+        for r in &self.ratios {
+            let target = match (r.target, r.met) {
+                (Some(t), Some(true)) => format!("target >= {t}x: met"),
+                (Some(t), _) => format!("target >= {t}x: MISSED"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<28} / {:<28} {:>7.2}x  {target}",
+                r.case, r.baseline, r.ratio
+            );
+        }
+        let _ = writeln!(s, "\nhow each case was measured:");
+        for c in &self.cases {
+            let _ = writeln!(s, "  {}: {}", c.name, c.note);
+        }
+        s
+    }
+
+    /// The JSON report.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serializes")
+    }
+}

@@ -1,0 +1,58 @@
+//! `sbpf-ring bench`: every benchmark case side by side in one process, a table of
+//! throughput and latency with each case's ratio to its baseline, optionally JSON, and an
+//! SVG plot. The cases live in the `sbpf-benches` crate; this is its command-line face.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use sbpf_benches::report::{run_all, Options};
+
+/// Arguments of `sbpf-ring bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// About one second per case (all cases in under two minutes on two cores).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Where to write the SVG plot.
+    #[arg(long, value_name = "PATH", default_value = "bench.svg")]
+    pub plot: PathBuf,
+    /// Run only the cases whose name contains SUBSTR.
+    #[arg(long, value_name = "SUBSTR")]
+    pub filter: Option<String>,
+}
+
+/// Runs the benchmarks and reports; fails if a case produced failed completions or the
+/// plot could not be written.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let mut opts = Options::new(args.quick);
+    opts.filter = args.filter;
+    opts.progress = !args.json;
+    let report = run_all(opts);
+    if report.cases.is_empty() {
+        eprintln!("no case matches the filter");
+        return ExitCode::FAILURE;
+    }
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    let mut ok = true;
+    if let Err(e) = sbpf_benches::plot::write_svg(&report.cases, &args.plot) {
+        eprintln!("could not write the plot {}: {e}", args.plot.display());
+        ok = false;
+    } else if !args.json {
+        println!("\nplot: {}", args.plot.display());
+    }
+    if report.cases.iter().any(|c| c.note.contains("FAILED")) {
+        eprintln!("some requests failed; see the notes");
+        ok = false;
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

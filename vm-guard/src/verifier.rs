@@ -32,7 +32,9 @@
 //!   differently are refused, so a verified guard gives the same answer under both:
 //!   `mov32 reg, reg` (the JIT does not clear the upper half), `le16`/`le32` (the JIT does not
 //!   truncate), and a negative immediate in a 64-bit `jeq`/`jne`/`jgt`/`jge`/`jlt`/`jle` (the
-//!   interpreter zero-extends it, the JIT and the kernel sign-extend it).
+//!   interpreter zero-extends it, the JIT and the kernel sign-extend it). `neg64` too: rbpf's
+//!   interpreter negates with `-(x as i64)`, which panics on `i64::MIN` in builds with
+//!   overflow checks (debug builds, where it is a dependency of a test).
 
 use std::fmt;
 
@@ -690,6 +692,11 @@ impl Step {
                             insn.src == 0 && insn.imm == 0 && insn.off == 0,
                             "neg operands",
                         )?;
+                        if is64 {
+                            return Err(Rule::RbpfDivergence {
+                                what: "neg64 of i64::MIN panics in rbpf's interpreter when built with overflow checks (write `mul rX, -1`)",
+                            });
+                        }
                         s.reads = bit(insn.dst);
                         s.writes = bit(insn.dst);
                         return Ok(s);

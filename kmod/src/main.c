@@ -15,6 +15,7 @@
 #include <linux/module.h>
 #include <linux/poll.h>
 #include <linux/seq_file.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
@@ -147,6 +148,26 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
+/*
+ * Inserts the pages of a zeroed vmalloc area (ring.c's sbpf_vmalloc()) into @vma. Each
+ * inserted page holds a reference, and the mapping holds the file, whose release frees
+ * the area: the pages outlive neither.
+ */
+static int sbpf_map_pages(struct vm_area_struct *vma, void *mem, unsigned long size)
+{
+	unsigned long off;
+	int ret;
+
+	for (off = 0; off < size; off += PAGE_SIZE) {
+		ret = vm_insert_page(vma, vma->vm_start + off, vmalloc_to_page(mem + off));
+		if (ret)
+			return ret;
+		if (!(off & (SZ_4M - 1)))
+			cond_resched();
+	}
+	return 0;
+}
+
 static int sbpf_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct sbpf_ring *r = sbpf_ring_of(file);
@@ -177,7 +198,7 @@ static int sbpf_mmap(struct file *file, struct vm_area_struct *vma)
 #else
 	vma->vm_flags = (vma->vm_flags | VM_DONTEXPAND | VM_DONTDUMP) & ~VM_MAYEXEC;
 #endif
-	return remap_vmalloc_range(vma, mem, 0);
+	return sbpf_map_pages(vma, mem, size);
 }
 
 static __poll_t sbpf_poll(struct file *file, struct poll_table_struct *pt)

@@ -359,6 +359,12 @@ void sbpf_ring_sync_op(struct sbpf_file *sf, struct sbpf_ring *r, struct sbpf_sy
 	sbpf_counters_add(r, delta);
 }
 
+/* Zeroed, page-backed memory for a mapping; a failure is ENOMEM, not a log splat. */
+static void *sbpf_vmalloc(size_t size)
+{
+	return __vmalloc(size, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN);
+}
+
 static bool sbpf_pow2_in(u32 v, u32 lo, u32 hi)
 {
 	return v >= lo && v <= hi && is_power_of_2(v);
@@ -428,9 +434,9 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 		kfree(r);
 		goto unlock;
 	}
-	r->region = vmalloc_user(r->region_size);
+	r->region = sbpf_vmalloc(r->region_size);
 	if (r->arena_size)
-		r->arena = vmalloc_user(r->arena_size);
+		r->arena = sbpf_vmalloc(r->arena_size);
 	if (!r->region || (r->arena_size && !r->arena)) {
 		sbpf_ring_destroy(r, uid);
 		ret = -ENOMEM;
@@ -460,19 +466,19 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 	r->pid = task_tgid_nr(current);
 	sf->uid = uid;
 
-	/* The poller reads sf->ring, so it is published before the thread starts. */
-	smp_store_release(&sf->ring, r);
 	if (p->flags & SBPF_SETUP_SQPOLL) {
-		poller = kthread_run(sbpf_poller, sf, "sbpf-sqp/%d", r->pid);
+		/* Created before the ring is visible, so no ioctl ever sees a half-made ring. */
+		poller = kthread_create(sbpf_poller, sf, "sbpf-sqp/%d", r->pid);
 		if (IS_ERR(poller)) {
-			/* No mapping can exist yet: SETUP has not returned. */
-			WRITE_ONCE(sf->ring, NULL);
 			sbpf_ring_destroy(r, uid);
 			ret = PTR_ERR(poller);
 			goto unlock;
 		}
 		r->poller = poller;
 	}
+	smp_store_release(&sf->ring, r);	/* pairs with sbpf_ring_of() */
+	if (r->poller)
+		wake_up_process(r->poller);	/* it reads sf->ring */
 
 	p->cq_entries = r->cq_entries;
 	p->ring_size = r->region_size;

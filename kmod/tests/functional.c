@@ -309,6 +309,9 @@ static void check_rows(int sqpoll, int sync)
 		CHECK(c.user_data == s.user_data && c.res == vrows[i].res && c.value == 0,
 		      "row %s: res %d want %d", vrows[i].name, c.res, vrows[i].res);
 		for (j = 0; j < 11; j++) {
+			/* the poller may sleep and be kicked between rows */
+			if (sqpoll && (j * 8 == CTR(wakeups) || j * 8 == CTR(cq_full)))
+				continue;
 			uint64_t d = ((uint64_t *)&after)[j] - ((uint64_t *)&before)[j];
 			uint64_t want = 0;
 

@@ -235,13 +235,23 @@ fn crossbeam(n: u64) -> (Duration, Checker) {
     )
 }
 
-/// One SPSC case.
-pub fn spsc_case(queue: Queue, budget: &Budget) -> CaseResult {
-    let run = match queue {
+fn runner(queue: Queue) -> fn(u64) -> (Duration, Checker) {
+    match queue {
         Queue::Raw => raw,
         Queue::Rtrb => rtrb,
         Queue::Crossbeam => crossbeam,
-    };
+    }
+}
+
+/// Transfers `n` elements through `queue`; returns the time from the common start until
+/// the consumer had them all (thread start-up excluded).
+pub fn transfer(queue: Queue, n: u64) -> Duration {
+    runner(queue)(n).0
+}
+
+/// One SPSC case.
+pub fn spsc_case(queue: Queue, budget: &Budget) -> CaseResult {
+    let run = runner(queue);
     run(budget.spsc_elements / 10); // warm-up
     let n = budget.spsc_elements;
     let (elapsed, checker) = run(n);

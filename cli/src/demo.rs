@@ -142,6 +142,7 @@ fn submit_all(s: &mut Submitter, entries: &[Sqe]) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the demo; `Ok(true)` when every result checked out.
 pub fn run(args: DemoArgs) -> Result<bool, String> {
     let choice = match args.backend {
         Backend::Auto => BackendChoice::Auto,

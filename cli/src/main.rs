@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-mod demo;
+use sbpf_ring_cli::demo;
 
 #[derive(Parser, Debug)]
 #[command(

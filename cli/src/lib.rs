@@ -1,0 +1,3 @@
+//! The subcommands of the `sbpf-ring` command, as a library so tests drive them too.
+
+pub mod demo;

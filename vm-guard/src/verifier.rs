@@ -15,9 +15,12 @@
 //!   reachable. So the program ends after at most `len` steps.
 //! - **Memory.** The only memory access is a load (`ldx{b,h,w,dw}`) whose base is `r1`, the
 //!   context pointer, at a constant offset with the whole access inside the context
-//!   ([`Policy::context_size`] bytes). `r1` is never written, never used as a value (no
-//!   arithmetic, no copy into another register, no comparison), so every address a program can
-//!   form is `r1 + constant`. No stores, no atomics, no legacy packet loads, no use of `r10`.
+//!   ([`Policy::context_size`] bytes). While `r1` holds the context pointer it is never used
+//!   as a value (no arithmetic, no copy into another register, no comparison), so every
+//!   address a program can form is `r1 + constant`. A program may overwrite `r1` once it is
+//!   done with the context (clang does, for its last load); from then on `r1` is an ordinary
+//!   register and no load may use it (tracked per path, like any register). No stores, no
+//!   atomics, no legacy packet loads, no use of `r10`.
 //! - **Calls.** None, except helpers in [`Policy::helpers`] (empty by default). No local
 //!   (bpf-to-bpf) calls, no tail calls. A helper call reads `r1`..`r{arity}`, sets `r0` and
 //!   leaves `r1`..`r5` unknown, as in the kernel.
@@ -140,8 +143,8 @@ pub enum Rule {
     LegacyPacketLoad,
     /// `r10`, the frame pointer: guards have no stack.
     StackPointer,
-    /// An instruction writes `r1`, the context pointer.
-    WritesContextPointer,
+    /// A load through `r1` after `r1` was overwritten on some path.
+    ContextOverwritten,
     /// `r1` used as a value: arithmetic, copy, or comparison.
     ContextAsValue,
     /// A load whose base is not `r1`.
@@ -213,7 +216,7 @@ impl Rule {
             Rule::Atomic => "atomic",
             Rule::LegacyPacketLoad => "legacy-packet-load",
             Rule::StackPointer => "stack",
-            Rule::WritesContextPointer => "writes-r1",
+            Rule::ContextOverwritten => "r1-overwritten",
             Rule::ContextAsValue => "r1-as-value",
             Rule::LoadBase { .. } => "load-base",
             Rule::LoadOutOfContext { .. } => "load-out-of-context",
@@ -263,13 +266,14 @@ impl fmt::Display for Rule {
                 f,
                 "r10 (frame pointer) is not allowed: guards have no stack"
             ),
-            Rule::WritesContextPointer => write!(
+            Rule::ContextOverwritten => write!(
                 f,
-                "r1 is the read-only context pointer and may not be written"
+                "load through r1, which no longer holds the context pointer on every path"
             ),
-            Rule::ContextAsValue => {
-                write!(f, "r1 (context pointer) may only be the base of a load")
-            }
+            Rule::ContextAsValue => write!(
+                f,
+                "r1 may hold the context pointer here, which may only be the base of a load (no arithmetic, copy or comparison)"
+            ),
             Rule::LoadBase { reg } => write!(f, "load base r{reg} is not the context pointer r1"),
             Rule::LoadOutOfContext { off, size, limit } => write!(
                 f,
@@ -425,11 +429,20 @@ const fn bit(r: u8) -> Regs {
     1 << r
 }
 
+/// Not a register: "r1 still holds the context pointer" (on every path, after the meet).
+/// `bit(1)` means "r1 holds an ordinary value"; at entry only `CTX` is set, so r1 can be a
+/// load base but not a value. Writing r1 (clang reuses it once done with the context) clears
+/// `CTX` and sets `bit(1)`; a join of both kinds of path keeps neither.
+const CTX: Regs = 1 << 11;
+
 fn regs_str(set: Regs) -> String {
-    let v: Vec<String> = (0..=10u8)
+    let mut v: Vec<String> = (0..=10u8)
         .filter(|r| set & bit(*r) != 0)
         .map(|r| format!("r{r}"))
         .collect();
+    if set & CTX != 0 {
+        v.insert(0, "r1=ctx".into());
+    }
     v.join(",")
 }
 
@@ -482,7 +495,7 @@ fn check(
             j += 1;
         }
     }
-    state[0] = Some(bit(1));
+    state[0] = Some(CTX);
     let mut jit_bytes = JIT_FIXED_BYTES;
 
     let mut i = 0;
@@ -504,19 +517,27 @@ fn check(
             return Err(e(Rule::BadRegister));
         }
         let step = Step::of(&insn, i, n, prog, policy, any_helper).map_err(e)?;
+        if step.needs_ctx && init & CTX == 0 {
+            return Err(e(Rule::ContextOverwritten));
+        }
         if step.reads & !init != 0 {
             let reg = (0..=10u8)
                 .find(|r| step.reads & !init & bit(*r) != 0)
                 .unwrap_or(0);
             let rule = if step.is_exit {
                 Rule::R0Unset
+            } else if reg == 1 && init & CTX != 0 {
+                Rule::ContextAsValue
             } else {
                 Rule::Uninitialized { reg }
             };
             return Err(e(rule));
         }
         jit_bytes += step.jit_bytes;
-        let out = (init & !step.clobbers) | step.writes;
+        let mut out = (init & !step.clobbers) | step.writes;
+        if step.writes & bit(1) != 0 {
+            out &= !CTX;
+        }
         let len = if step.is_lddw { 2 } else { 1 };
         if let Some(target) = step.jump {
             if is_lddw_tail[target] {
@@ -550,6 +571,8 @@ struct Step {
     falls_through: bool,
     is_lddw: bool,
     is_exit: bool,
+    /// A load: r1 must hold the context pointer.
+    needs_ctx: bool,
     jit_bytes: usize,
 }
 
@@ -600,9 +623,6 @@ impl Step {
                     }
                     reserved(insn.off == 0, "lddw offset")?;
                     no_r10(insn.dst)?;
-                    if insn.dst == 1 {
-                        return Err(Rule::WritesContextPointer);
-                    }
                     s.writes = bit(insn.dst);
                     s.is_lddw = true;
                     return Ok(s);
@@ -623,9 +643,7 @@ impl Step {
                 if insn.src != 1 {
                     return Err(Rule::LoadBase { reg: insn.src });
                 }
-                if insn.dst == 1 {
-                    return Err(Rule::WritesContextPointer);
-                }
+                s.needs_ctx = true;
                 let size = match insn.opc & 0x18 {
                     ebpf::BPF_B => 1,
                     ebpf::BPF_H => 2,
@@ -640,7 +658,6 @@ impl Step {
                         limit: policy.context_size,
                     });
                 }
-                s.reads = bit(1);
                 s.writes = bit(insn.dst);
                 Ok(s)
             }
@@ -661,9 +678,6 @@ impl Step {
                 let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
                 let is_reg = insn.opc & ebpf::BPF_X != 0;
                 no_r10(insn.dst)?;
-                if insn.dst == 1 {
-                    return Err(Rule::WritesContextPointer);
-                }
                 match op {
                     ebpf::BPF_END => {
                         if is64 {
@@ -722,9 +736,6 @@ impl Step {
                 if is_reg {
                     reserved(insn.imm == 0, "ALU immediate with a register source")?;
                     no_r10(insn.src)?;
-                    if insn.src == 1 {
-                        return Err(Rule::ContextAsValue);
-                    }
                     if op == ebpf::BPF_MOV && !is64 {
                         return Err(Rule::RbpfDivergence {
                             what: "mov32 reg, reg keeps the upper half in the JIT but clears it in the interpreter",
@@ -790,7 +801,7 @@ impl Step {
                         };
                         s.reads = (1..=arity).fold(0, |acc, r| acc | bit(r));
                         s.writes = bit(0);
-                        s.clobbers = bit(1) | bit(2) | bit(3) | bit(4) | bit(5);
+                        s.clobbers = CTX | bit(1) | bit(2) | bit(3) | bit(4) | bit(5);
                         s.jit_bytes = 32;
                         return Ok(s);
                     }
@@ -816,16 +827,10 @@ impl Step {
                     | ebpf::BPF_JSLT
                     | ebpf::BPF_JSLE => {
                         no_r10(insn.dst)?;
-                        if insn.dst == 1 {
-                            return Err(Rule::ContextAsValue);
-                        }
                         s.reads = bit(insn.dst);
                         if is_reg {
                             reserved(insn.imm == 0, "jump immediate with a register source")?;
                             no_r10(insn.src)?;
-                            if insn.src == 1 {
-                                return Err(Rule::ContextAsValue);
-                            }
                             s.reads |= bit(insn.src);
                         } else {
                             reserved(insn.src == 0, "jump source register with an immediate")?;

@@ -1,4 +1,4 @@
-# expect: writes-r1
+# expect: r1-overwritten
 # Replacing the context pointer by an arbitrary address.
 lddw r1, 0xdeadbeef
 ldxdw r0, [r1+0]

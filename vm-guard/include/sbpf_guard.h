@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 */
+/*
+ * sbpf_guard.h - the context an sbpf-ring guard program reads.
+ *
+ * A guard is an eBPF function `__u64 guard(const struct sbpf_guard_ctx *ctx)`: it returns 0
+ * to accept the submission entry and a non-zero reason code to reject it. Build it with
+ *
+ *     clang -target bpf -O2 -c guard.c -o guard.o
+ *
+ * and load it with `sbpf-ring guard verify guard.o`. The verifier accepts only what is safe by
+ * construction: loads from `ctx` at constant offsets inside it (no pointer arithmetic on ctx,
+ * no copies of the pointer), no stores (so no local arrays or spills: keep the function small
+ * and its locals in registers), no calls, no loops (every jump goes forward), at most 512
+ * instructions. `static inline` helpers are fine; non-inlined functions are not.
+ *
+ * Layout version SBPF_GUARD_CTX_VERSION; the same bytes as `sbpf_guard::context` in Rust
+ * (vm-guard/src/context.rs), little-endian, checked field by field by vm-guard/tests/header.rs.
+ * Fields are only ever appended.
+ *
+ * Self-contained: no system headers, so it compiles for `-target bpf` as it is.
+ */
+#ifndef SBPF_GUARD_H
+#define SBPF_GUARD_H
+
+typedef __UINT8_TYPE__ sbpf_u8;
+typedef __UINT16_TYPE__ sbpf_u16;
+typedef __UINT32_TYPE__ sbpf_u32;
+typedef __UINT64_TYPE__ sbpf_u64;
+
+#define SBPF_GUARD_CTX_VERSION 1
+#define SBPF_GUARD_MAX_OBJECTS 8
+
+/* Opcodes of a submission entry (docs/ABI.md). */
+#define SBPF_OP_NOP 0
+#define SBPF_OP_READ 1
+#define SBPF_OP_WRITE 2
+#define SBPF_OP_LOAD64 3
+#define SBPF_OP_STORE64 4
+#define SBPF_OP_FETCH_ADD64 5
+#define SBPF_OP_CAS64 6
+
+/* The submission entry: the bytes of `struct sbpf_sqe` in kmod/include/uapi/sbpf_ring.h. */
+struct sbpf_guard_sqe {
+	sbpf_u8 opcode;
+	sbpf_u8 flags;
+	sbpf_u16 resv0;
+	sbpf_u32 obj_id;
+	sbpf_u64 obj_off;
+	sbpf_u64 arena_off;
+	sbpf_u32 len;
+	sbpf_u32 resv1;
+	sbpf_u64 user_data;
+	sbpf_u64 val;
+	sbpf_u64 cmp;
+	sbpf_u32 resv2;
+	sbpf_u32 seq;
+};
+
+struct sbpf_guard_object {
+	sbpf_u32 id;
+	sbpf_u32 resv;
+	sbpf_u64 size;
+};
+
+struct sbpf_guard_ctx {
+	struct sbpf_guard_sqe sqe;	/* 0: the entry under judgement */
+	sbpf_u32 version;		/* 64: SBPF_GUARD_CTX_VERSION */
+	sbpf_u32 size;			/* 68: sizeof(struct sbpf_guard_ctx) */
+	sbpf_u32 nobjects;		/* 72: meaningful entries of objects[] */
+	sbpf_u32 resv;			/* 76: zero */
+	sbpf_u64 arena_size;		/* 80: data arena, bytes */
+	sbpf_u64 allowed_opcodes;	/* 88: bit n: opcode n allowed by this stage's configuration */
+	struct sbpf_guard_object objects[SBPF_GUARD_MAX_OBJECTS]; /* 96 */
+};
+
+#define SBPF_GUARD_ASSERT_OFF(type, field, off) \
+	_Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field " moved")
+
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, obj_id, 4);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, obj_off, 8);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, arena_off, 16);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, len, 24);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, user_data, 32);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, val, 40);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, cmp, 48);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_sqe, seq, 60);
+_Static_assert(sizeof(struct sbpf_guard_sqe) == 64, "sqe is 64 bytes");
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, version, 64);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, size, 68);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, nobjects, 72);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, arena_size, 80);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, allowed_opcodes, 88);
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, objects, 96);
+_Static_assert(sizeof(struct sbpf_guard_object) == 16, "object entry is 16 bytes");
+_Static_assert(sizeof(struct sbpf_guard_ctx) == 224, "context is 224 bytes");
+
+#endif /* SBPF_GUARD_H */

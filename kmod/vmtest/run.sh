@@ -11,7 +11,9 @@
 #                     SBPF_RING_BACKEND=kernel; each is a test "rust:<basename>"
 #   VMTEST_TIMEOUT    seconds one boot may take (default 900)
 #   VMTEST_TESTS      the C tests to run (default: functional shared hostile killed bench)
-#   VMTEST_INJECT_FAIL=1  add a test that fails, to check the harness reports it
+#   VMTEST_INJECT_FAIL=test|oops|nomarker  make the guest fail on purpose (a FAIL marker,
+#                     a WARNING in the kernel log, no final summary), to check that the
+#                     harness exits non-zero
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -23,7 +25,7 @@ which_kernel=all
 keep=0
 setup_only=0
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -179,7 +181,11 @@ pinned0=$(cat /sys/module/sbpf_ring/parameters/pinned_bytes)
 for t in TESTS; do
 	run "$t" 600 /tests/$t
 done
-if [ -n "INJECT" ]; then mark "injected FAIL deliberately"; fi
+case "INJECT" in	# VMTEST_INJECT_FAIL: prove the host side notices
+test) mark "injected FAIL deliberately" ;;
+oops) echo "WARNING: injected by VMTEST_INJECT_FAIL" > /dev/kmsg ;;
+nomarker) echo "VMTEST exiting init without a summary"; exit 1 ;;
+esac
 for b in /rust/*; do
 	[ -x "$b" ] || continue
 	n=$(basename "$b")

@@ -295,7 +295,7 @@ static int sbpf_rings_show(struct seq_file *m, void *v)
 	seq_printf(m, "pinned_bytes %llu\n", sbpf_pinned_bytes());
 	mutex_lock(&sbpf_files_lock);
 	list_for_each_entry(sf, &sbpf_files, node) {
-		r = smp_load_acquire(&sf->ring);
+		r = smp_load_acquire(&sf->ring);	/* pairs with the release in SETUP */
 		if (!r)
 			continue;
 		sbpf_ring_stats(r, &st);

@@ -298,6 +298,7 @@ static int sbpf_poller(void *data)
 
 static int sbpf_wait_cq(struct sbpf_ring *r, u32 min_complete, u64 timeout_ns)
 {
+	ktime_t timeout = ns_to_ktime(min_t(u64, timeout_ns, KTIME_MAX));
 	long ret;
 
 	/* More than the ring holds can never be ready: wait for a full ring instead. */
@@ -309,8 +310,8 @@ static int sbpf_wait_cq(struct sbpf_ring *r, u32 min_complete, u64 timeout_ns)
 					       sbpf_ring_cq_ready(r) >= min_complete);
 	else
 		ret = wait_event_interruptible_hrtimeout(r->cq_wait,
-			sbpf_ring_cq_ready(r) >= min_complete,
-			ns_to_ktime(min_t(u64, timeout_ns, KTIME_MAX)));
+							 sbpf_ring_cq_ready(r) >= min_complete,
+							 timeout);
 	if (ret == -ERESTARTSYS)
 		return -EINTR;
 	return ret;
@@ -327,7 +328,7 @@ int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf
 	if (!r->poller && e->to_submit) {
 		if (mutex_lock_interruptible(&r->consume_lock))
 			return -EINTR;
-		left = min(e->to_submit, (u32)INT_MAX);
+		left = min_t(u32, e->to_submit, INT_MAX);
 		while (left) {
 			n = sbpf_consume(sf, r, min_t(unsigned int, left, SBPF_BATCH));
 			if (!n)

@@ -792,6 +792,51 @@ static void t_memory_limit(void)
 	CHECK(param_write("pinned_bytes", 0) != 0, "pinned_bytes writable");
 }
 
+/* Attaching needs the creator's uid (or CAP_SYS_ADMIN); budgets are per uid. */
+static void t_uid_rules(void)
+{
+	uint64_t limit = param_read("max_user_bytes");
+	int fd = dev_open(), st, p[2];
+	uint32_t root_obj, user_obj = 0;
+	pid_t pid;
+
+	CHECK(!param_write("max_user_bytes", 1 << 20), "set max_user_bytes");
+	root_obj = obj_create(fd, 768 << 10);
+	CHECK(root_obj, "root create");
+	CHECK(!pipe(p), "pipe");
+	pid = fork();
+	if (pid == 0) {
+		int ufd, code = 0;
+		uint32_t id;
+
+		if (setgid(1000) || setuid(1000))
+			_exit(20);
+		ufd = dev_open();
+		if (ufd < 0)
+			_exit(21);
+		if (obj_ioctl(ufd, SBPF_IOC_OBJ_ATTACH, root_obj) == 0 || errno != EPERM)
+			code |= 1;
+		id = obj_create(ufd, 768 << 10);	/* its own budget */
+		if (!id)
+			code |= 2;
+		if (write(p[1], &id, sizeof(id)) != sizeof(id))
+			code |= 4;
+		pause();	/* hold the object until killed */
+		_exit(code);
+	}
+	close(p[1]);
+	CHECK(read(p[0], &user_obj, sizeof(user_obj)) == sizeof(user_obj) && user_obj,
+	      "uid 1000 could not create within its own budget");
+	close(p[0]);
+	/* root over its own budget, but root may attach another uid's object */
+	CHECK(!obj_create(fd, 512 << 10) && errno == ENOMEM, "root budget");
+	CHECK_OK(obj_ioctl(fd, SBPF_IOC_OBJ_ATTACH, user_obj));
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st), "child status %x", st);
+	CHECK(!param_write("max_user_bytes", limit), "restore max_user_bytes");
+	close(fd);
+}
+
 static void t_debugfs(void)
 {
 	struct ring r;
@@ -834,6 +879,7 @@ int main(void)
 	run_test("objects", t_objects);
 	run_test("mapping_outlives_fd", t_mapping_outlives_fd);
 	run_test("memory_limit", t_memory_limit);
+	run_test("uid_rules", t_uid_rules);
 	run_test("debugfs", t_debugfs);
 	{
 		uint64_t end = pinned_settle(start);

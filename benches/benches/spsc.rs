@@ -15,7 +15,7 @@ fn spsc(c: &mut Criterion) {
     group
         .throughput(Throughput::Elements(ELEMENTS))
         .sample_size(20);
-    for q in [Queue::Raw, Queue::Rtrb, Queue::Crossbeam] {
+    for q in [Queue::Raw, Queue::RawPadded, Queue::Rtrb, Queue::Crossbeam] {
         group.bench_function(q.name(), |b| {
             b.iter_custom(|iters| (0..iters).map(|_| transfer(q, ELEMENTS)).sum::<Duration>())
         });

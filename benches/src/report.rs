@@ -137,7 +137,7 @@ fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
         "io_uring-sqpoll/read64/b32".into(),
         Box::new(|b| uring_case(UringOp::Read64, 32, true, b)),
     ));
-    for q in [Queue::Raw, Queue::Rtrb, Queue::Crossbeam] {
+    for q in [Queue::Raw, Queue::RawPadded, Queue::Rtrb, Queue::Crossbeam] {
         v.push((q.name().into(), Box::new(move |b| spsc_case(q, b))));
     }
     v

@@ -116,6 +116,30 @@ pub fn batch_entries(op: RingOp, obj: ObjectId, batch: u32) -> Vec<Sqe> {
     (0..u64::from(batch)).map(|i| op.entry(obj, i)).collect()
 }
 
+/// Spurious early returns of `CompletionQueue::wait(min, None)` seen by the ring cases (it
+/// returns `Err(TimedOut)` with no timeout when a notification for completions already
+/// drained wakes it; see the README). Counted and retried.
+static SPURIOUS_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Spurious `wait` returns seen so far in this process.
+pub fn spurious_wakeups() -> u64 {
+    SPURIOUS_WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until `min` completions are ready, retrying `wait`'s spurious `TimedOut`.
+#[inline]
+pub fn wait_for(cq: &mut CompletionQueue, min: usize) {
+    loop {
+        match cq.wait(min, None) {
+            Ok(_) => return,
+            Err(sbpf_ring::Error::TimedOut) => {
+                SPURIOUS_WAKEUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => panic!("wait: {e}"),
+        }
+    }
+}
+
 /// One pipelined run for `deadline`: returns (completed requests, failed completions).
 /// Allocates nothing.
 pub fn pipelined(
@@ -136,7 +160,7 @@ pub fn pipelined(
             }
         }
         if cq.is_empty() {
-            cq.wait(1, None).expect("wait");
+            wait_for(cq, 1);
         }
         for c in cq.iter() {
             inflight -= 1;
@@ -145,7 +169,7 @@ pub fn pipelined(
         }
     }
     while inflight > 0 {
-        cq.wait(inflight, None).expect("wait");
+        wait_for(cq, inflight);
         for c in cq.iter() {
             inflight -= 1;
             done += 1;
@@ -163,7 +187,7 @@ pub fn round_trip(sub: &mut Submitter, cq: &mut CompletionQueue, entries: &[Sqe]
     let mut failed = 0;
     let mut left = n;
     while left > 0 {
-        cq.wait(left, None).expect("wait");
+        wait_for(cq, left);
         for c in cq.iter() {
             left -= 1;
             failed += u64::from(!c.is_ok());
@@ -217,6 +241,7 @@ pub fn ring_case_with(
     let mut warm = Deadline::after(budget.warmup);
     pipelined(&mut sub, &mut cq, &entries, depth, |_| !warm.passed());
 
+    let spurious_before = spurious_wakeups();
     let mut deadline = Deadline::after(budget.measure);
     let start = Instant::now();
     let (done, mut failed) = pipelined(&mut sub, &mut cq, &entries, depth, |_| !deadline.passed());
@@ -235,6 +260,10 @@ pub fn ring_case_with(
         "local backend, poller on the other core, validator {vname}; throughput pipelined \
          (<= {depth} in flight); latency = batch round trip (submit {batch}, wait all, drain)"
     );
+    let spurious = spurious_wakeups() - spurious_before;
+    if spurious > 0 {
+        note.push_str(&format!("; {spurious} spurious wait() returns retried"));
+    }
     if failed > 0 {
         note.push_str(&format!("; {failed} FAILED completions"));
     }

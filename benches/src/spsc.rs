@@ -12,7 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sbpf_ring::{region::HeapRings, Sqe};
+use sbpf_ring::{
+    protocol::{SqSlot, SqView},
+    region::HeapRings,
+    sync::AtomicU32,
+    Sqe,
+};
 
 use crate::{affinity, result, Budget, CaseResult, Samples};
 
@@ -27,6 +32,9 @@ const SAMPLE_EVERY: u64 = 64;
 pub enum Queue {
     /// `ring/raw/entry64`.
     Raw,
+    /// `ring/raw-padded/entry64`: the same protocol steps over a cache-line-padded layout
+    /// (a diagnostic of `HeapRings`' layout; see the README).
+    RawPadded,
     /// `rtrb/entry64`.
     Rtrb,
     /// `crossbeam/entry64`.
@@ -38,6 +46,7 @@ impl Queue {
     pub fn name(self) -> &'static str {
         match self {
             Queue::Raw => "ring/raw/entry64",
+            Queue::RawPadded => "ring/raw-padded/entry64",
             Queue::Rtrb => "rtrb/entry64",
             Queue::Crossbeam => "crossbeam/entry64",
         }
@@ -133,13 +142,62 @@ struct SharedRings(HeapRings);
 // matching acquire and before it releases the head. The CQ is unused.
 unsafe impl Sync for SharedRings {}
 
-fn raw(n: u64) -> (Duration, Checker) {
-    let rings = Arc::new(SharedRings(HeapRings::new(CAPACITY as u32, 1)));
+/// Where the raw cases' `SqView` lives.
+trait RawRings: Send + Sync + 'static {
+    fn sq(&self) -> SqView<'_>;
+}
+
+impl RawRings for SharedRings {
+    fn sq(&self) -> SqView<'_> {
+        self.0.sq()
+    }
+}
+
+/// A cache line of its own.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// The same views over a layout like the kernel region's: head, tail and flags each on
+/// their own cache line, slots aligned to cache lines (one slot per line).
+struct PaddedRings {
+    head: Line<AtomicU32>,
+    tail: Line<AtomicU32>,
+    flags: Line<AtomicU32>,
+    slots: Box<Line<[SqSlot; CAPACITY]>>,
+}
+
+// SAFETY: as for `SharedRings`: the slots are only touched through the protocol's steps.
+unsafe impl Sync for PaddedRings {}
+
+impl PaddedRings {
+    fn new() -> Self {
+        PaddedRings {
+            head: Line(AtomicU32::new(0)),
+            tail: Line(AtomicU32::new(0)),
+            flags: Line(AtomicU32::new(0)),
+            slots: Box::new(Line(std::array::from_fn(|_| SqSlot::new()))),
+        }
+    }
+}
+
+impl RawRings for PaddedRings {
+    fn sq(&self) -> SqView<'_> {
+        SqView {
+            head: &self.head.0,
+            tail: &self.tail.0,
+            flags: &self.flags.0,
+            slots: &self.slots.0,
+        }
+    }
+}
+
+fn raw_over<R: RawRings>(rings: R, n: u64) -> (Duration, Checker) {
+    let rings = Arc::new(rings);
     let r2 = Arc::clone(&rings);
     run_pair(
         n,
         move |epoch| {
-            let sq = rings.0.sq();
+            let sq = rings.sq();
             let (mut tail, mut cached_head) = (0u32, 0u32);
             for i in 0..n {
                 let sqe = Sqe {
@@ -156,7 +214,7 @@ fn raw(n: u64) -> (Duration, Checker) {
             }
         },
         move |check| {
-            let sq = r2.0.sq();
+            let sq = r2.sq();
             let mut head = 0u32;
             for _ in 0..n {
                 let sqe = loop {
@@ -171,6 +229,14 @@ fn raw(n: u64) -> (Duration, Checker) {
             }
         },
     )
+}
+
+fn raw(n: u64) -> (Duration, Checker) {
+    raw_over(SharedRings(HeapRings::new(CAPACITY as u32, 1)), n)
+}
+
+fn raw_padded(n: u64) -> (Duration, Checker) {
+    raw_over(PaddedRings::new(), n)
 }
 
 fn rtrb(n: u64) -> (Duration, Checker) {
@@ -238,6 +304,7 @@ fn crossbeam(n: u64) -> (Duration, Checker) {
 fn runner(queue: Queue) -> fn(u64) -> (Duration, Checker) {
     match queue {
         Queue::Raw => raw,
+        Queue::RawPadded => raw_padded,
         Queue::Rtrb => rtrb,
         Queue::Crossbeam => crossbeam,
     }
@@ -260,11 +327,16 @@ pub fn spsc_case(queue: Queue, budget: &Budget) -> CaseResult {
         "capacity {CAPACITY}, {n} elements, one per operation; latency = push-to-pop of every \
          {SAMPLE_EVERY}th element (queue residence included)"
     );
-    if queue == Queue::Raw {
-        note.push_str(
+    match queue {
+        Queue::Raw => note.push_str(
             "; HeapRings: reserve_single/write/publish, peek/release per element, no wake-up \
              fence",
-        );
+        ),
+        Queue::RawPadded => note.push_str(
+            "; as ring/raw over a padded layout (head/tail/flags on own lines, 64-byte-aligned \
+             slots)",
+        ),
+        _ => {}
     }
     result(queue.name(), 1, n, elapsed, checker.samples, note)
 }

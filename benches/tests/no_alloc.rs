@@ -9,7 +9,7 @@ use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
-use sbpf_benches::ring_cases::{batch_entries, local_ring, round_trip, RingOp};
+use sbpf_benches::ring_cases::{batch_entries, local_ring, round_trip, wait_for, RingOp};
 use sbpf_ring::op;
 
 struct Counting;
@@ -81,7 +81,7 @@ fn submit_and_complete_allocate_nothing() {
                 failed += round_trip(&mut sub, &mut cq, batch);
             }
             sub.submit(single).expect("submit");
-            cq.wait(1, None).expect("wait");
+            wait_for(&mut cq, 1);
             let c = cq.pop().expect("a completion");
             assert_eq!(c.user_data(), 7);
         }

@@ -36,9 +36,18 @@ fn entries(op: UringOp, fd: i32, buf: &mut [u8], batch: u32) -> Vec<squeue::Entr
 }
 
 fn push_batch(ring: &mut IoUring, batch: &[squeue::Entry]) {
-    // SAFETY: every entry points into the case's buffer, which outlives the ring's use of it
-    // (the ring is drained and dropped before the buffer).
-    unsafe { ring.submission().push_multiple(batch) }.expect("room for the batch");
+    loop {
+        // SAFETY: every entry points into the case's buffer, which outlives the ring's use
+        // of it (the ring is drained and dropped before the buffer).
+        if unsafe { ring.submission().push_multiple(batch) }.is_ok() {
+            return;
+        }
+        // Only with SQPOLL: entries counted as in flight may not have left the SQ yet.
+        ring.submit().expect("io_uring_enter");
+        ring.submitter()
+            .squeue_wait()
+            .expect("io_uring_enter(SQ_WAIT)");
+    }
 }
 
 fn drain(ring: &mut IoUring, inflight: &mut usize, done: &mut u64, failed: &mut u64) {

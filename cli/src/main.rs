@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use sbpf_ring_cli::demo;
+use sbpf_ring_cli::{bench, demo, guard};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +23,11 @@ enum Command {
     /// Run a mixed, verified workload from several producer threads (the kernel module if
     /// loaded, the in-process backend otherwise).
     Demo(demo::DemoArgs),
+    /// Run every benchmark case side by side and print the comparison.
+    Bench(bench::BenchArgs),
+    /// Verify or run an eBPF guard.
+    #[command(subcommand)]
+    Guard(guard::GuardCommand),
     /// Build the kernel module and test it inside Debian's kernels under QEMU.
     Vmtest {
         /// Which kernel: 6.1, 6.12 or all.
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Bench(args) => bench::run(args),
+        Command::Guard(cmd) => guard::run(cmd),
         Command::Vmtest { kernel, keep } => {
             let script = repo_root().join("kmod/vmtest/run.sh");
             let mut cmd = std::process::Command::new("bash");

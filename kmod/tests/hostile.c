@@ -89,35 +89,39 @@ static int hostile(int sqpoll)
 					 __ATOMIC_RELEASE);
 			/* fallthrough */
 		case 5:
-		case 6: { /* a random entry published where the kernel looks next */
-			uint64_t w[8];
-			struct sbpf_sqe *e = (struct sbpf_sqe *)w;
+		case 6: { /* a run of random entries published where the kernel looks next */
+			uint32_t run = 1 + (y >> 56) % 64, j;	/* up to the whole SQ */
 
-			for (i = 0; i < 8; i++)
-				w[i] = xorshift64(&s);
-			if (y % 2) {	/* plausible: small fields, a real object */
-				e->opcode = y % 8;
-				e->flags = (y >> 3) % 16 == 0;
-				e->resv0 = 0;
-				e->resv1 = (y >> 7) % 16 == 0;
-				e->resv2 = 0;
-				e->obj_id = (y >> 11) % 8 ? ids[(y >> 14) % 2] : (uint32_t)w[7];
-				e->obj_off = (w[1] % 5000) & ((y >> 20) % 4 ? ~7ULL : ~0ULL);
-				e->arena_off = (y >> 23) % 2 ? w[2] % 70000 : 0;
-				e->len = (y >> 24) % 2 ? w[3] % 5000 : 0;
-				if ((y >> 25) % 2)
-					e->val = e->cmp = 0;
-			}
 			/*
-			 * Where the kernel looks next: our garbage may be in the shared sq head
-			 * (which the kernel never reads), but its count of consumed entries is
-			 * its private head.
+			 * Our garbage may be in the shared sq head (which the kernel never
+			 * reads), but its count of consumed entries is its private head.
 			 */
-			head = (uint32_t)ring_stats(&r).submitted + (uint32_t)((y >> 32) % 3);
-			memcpy(&r.sqes[head & r.sq_mask], w, 60);
-			__atomic_store_n(&r.sqes[head & r.sq_mask].seq,
-					 (y >> 40) % 8 ? head + 1 : (uint32_t)w[6], __ATOMIC_RELEASE);
-			if (sqpoll && (y >> 44) % 4 == 0)
+			head = (uint32_t)ring_stats(&r).submitted;
+			for (j = 0; j < run; j++) {
+				uint64_t w[8], z = xorshift64(&s);
+				struct sbpf_sqe *e = (struct sbpf_sqe *)w;
+
+				for (i = 0; i < 8; i++)
+					w[i] = xorshift64(&s);
+				if (z % 2) {	/* plausible: small fields, a real object */
+					e->opcode = z % 8;
+					e->flags = (z >> 3) % 16 == 0;
+					e->resv0 = 0;
+					e->resv1 = (z >> 7) % 16 == 0;
+					e->resv2 = 0;
+					e->obj_id = (z >> 11) % 8 ? ids[(z >> 14) % 2] : (uint32_t)w[7];
+					e->obj_off = (w[1] % 5000) & ((z >> 20) % 4 ? ~7ULL : ~0ULL);
+					e->arena_off = (z >> 23) % 2 ? w[2] % 70000 : 0;
+					e->len = (z >> 24) % 2 ? w[3] % 5000 : 0;
+					if ((z >> 25) % 2)
+						e->val = e->cmp = 0;
+				}
+				memcpy(&r.sqes[(head + j) & r.sq_mask], w, 60);
+				__atomic_store_n(&r.sqes[(head + j) & r.sq_mask].seq,
+						 (z >> 40) % 8 ? head + j + 1 : (uint32_t)w[6],
+						 __ATOMIC_RELEASE);
+			}
+			if (sqpoll)
 				ring_enter(&r, 0, 0, SBPF_ENTER_SQ_WAKEUP, 0);
 			break;
 		}

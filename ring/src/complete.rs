@@ -155,16 +155,27 @@ impl CompletionQueue {
         let sq = inner.region.sq();
         match &inner.backend {
             Backend::Local(local) => {
-                if local.stopped() && self.len() < min {
-                    return Err(Error::Closed);
+                let deadline = timeout.map(|t| std::time::Instant::now() + t);
+                // `Event::wait` may return on a notification for progress we had already
+                // seen; wait again until there is enough, the ring stops, or time is up.
+                while self.len() < min && !local.stopped() {
+                    // The poller may sleep on a full CQ we have since drained.
+                    if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP
+                        != 0
+                    {
+                        inner.kick();
+                    }
+                    let left = match deadline {
+                        Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                            Some(left) => Some(left),
+                            None => break,
+                        },
+                        None => None,
+                    };
+                    local
+                        .cq_event
+                        .wait(|| self.len() >= min || local.stopped(), left);
                 }
-                // The poller may sleep on a full CQ we have since drained.
-                if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
-                    inner.kick();
-                }
-                local
-                    .cq_event
-                    .wait(|| self.len() >= min || local.stopped(), timeout);
             }
             Backend::Kernel(kernel) => loop {
                 let mut flags = abi::ENTER_GETEVENTS;

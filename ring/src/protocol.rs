@@ -29,7 +29,9 @@ macro_rules! ordering {
 const SQE_BODY: usize = core::mem::offset_of!(Sqe, seq);
 
 /// One submission slot as it lies in the ring region: 60 bytes of entry, then `seq`.
-#[repr(C)]
+/// Aligned to its size so a slot in heap memory never straddles two cache lines, as it
+/// never does in the ring region.
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub struct SqSlot {
     /// The entry without its publication word; written by the producer that reserved the
@@ -43,6 +45,7 @@ pub struct SqSlot {
 const _: () = {
     assert!(core::mem::size_of::<SqSlot>() == core::mem::size_of::<Sqe>());
     assert!(core::mem::offset_of!(SqSlot, seq) == core::mem::offset_of!(Sqe, seq));
+    assert!(core::mem::size_of::<CqSlot>() == core::mem::size_of::<Cqe>());
 };
 
 impl SqSlot {
@@ -61,8 +64,9 @@ impl Default for SqSlot {
     }
 }
 
-/// One completion slot as it lies in the ring region.
-#[repr(C)]
+/// One completion slot as it lies in the ring region, aligned to its size as [`SqSlot`]
+/// is.
+#[repr(C, align(32))]
 #[derive(Debug)]
 pub struct CqSlot {
     /// Written by the kernel before it releases the CQ tail past it; read by the consumer

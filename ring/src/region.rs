@@ -3,6 +3,8 @@
 //! [`CqView`].
 
 use core::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
 #[cfg(not(loom))]
 use std::{fs::File, io};
 
@@ -283,29 +285,34 @@ pub(crate) fn local_params(sq_entries: u32, cq_entries: u32, arena_size: u64) ->
     }
 }
 
-/// Rings in ordinary heap memory, for models and tests of the protocol alone.
+/// Rings in ordinary heap memory, for models and benchmarks of the protocol alone. Each
+/// index word has a cache line of its own, as in the ring region.
 #[derive(Debug)]
 pub struct HeapRings {
-    sq_head: AtomicU32,
-    sq_tail: AtomicU32,
-    sq_flags: AtomicU32,
+    sq_head: CachePadded<AtomicU32>,
+    sq_tail: CachePadded<AtomicU32>,
+    sq_flags: CachePadded<AtomicU32>,
     sqes: Box<[SqSlot]>,
-    cq_head: AtomicU32,
-    cq_tail: AtomicU32,
+    cq_head: CachePadded<AtomicU32>,
+    cq_tail: CachePadded<AtomicU32>,
     cqes: Box<[CqSlot]>,
 }
+
+// SAFETY: the slots' cells are only accessed through the protocol functions, which give each
+// slot to one side at a time (the ordering contract); the index words are atomics.
+unsafe impl Sync for HeapRings {}
 
 impl HeapRings {
     /// Rings of the given sizes (powers of two).
     pub fn new(sq_entries: u32, cq_entries: u32) -> Self {
         assert!(sq_entries.is_power_of_two() && cq_entries.is_power_of_two());
         HeapRings {
-            sq_head: AtomicU32::new(0),
-            sq_tail: AtomicU32::new(0),
-            sq_flags: AtomicU32::new(0),
+            sq_head: CachePadded::new(AtomicU32::new(0)),
+            sq_tail: CachePadded::new(AtomicU32::new(0)),
+            sq_flags: CachePadded::new(AtomicU32::new(0)),
             sqes: (0..sq_entries).map(|_| SqSlot::new()).collect(),
-            cq_head: AtomicU32::new(0),
-            cq_tail: AtomicU32::new(0),
+            cq_head: CachePadded::new(AtomicU32::new(0)),
+            cq_tail: CachePadded::new(AtomicU32::new(0)),
             cqes: (0..cq_entries).map(|_| CqSlot::new()).collect(),
         }
     }

@@ -4,7 +4,8 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use sbpf_benches::report::{run_all, Options};
+use sbpf_benches::report::{run_all, ExtraValidator, Options};
+use sbpf_guard::{Engine, Guard, Stage};
 
 /// Arguments of `sbpf-ring bench`.
 #[derive(clap::Args, Debug)]
@@ -29,6 +30,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let mut opts = Options::new(args.quick);
     opts.filter = args.filter;
     opts.progress = !args.json;
+    // The built-in bounds guard (object and arena bounds, as the consumer checks them) on
+    // every producer, under the JIT and under the interpreter.
+    for (name, engine) in [
+        ("ring+guard-jit/read64/b32", Engine::Jit),
+        ("ring+guard-interp/read64/b32", Engine::Interpreter),
+    ] {
+        opts.validators.push(ExtraValidator {
+            name: name.into(),
+            make: Box::new(move || Box::new(Guard::new([Stage::bounds(engine)]))),
+        });
+    }
     let report = run_all(opts);
     if report.cases.is_empty() {
         eprintln!("no case matches the filter");

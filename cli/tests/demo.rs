@@ -17,12 +17,26 @@ fn demo(extra: &[&str]) -> Result<bool, String> {
 
 #[test]
 fn demo_verifies_every_result() {
-    assert_eq!(demo(&["--producers", "3", "--iterations", "3000", "--json"]), Ok(true));
+    assert_eq!(
+        demo(&["--producers", "3", "--iterations", "3000", "--json"]),
+        Ok(true)
+    );
 }
 
 #[test]
 fn demo_on_a_tiny_ring() {
-    assert_eq!(demo(&["--producers", "2", "--iterations", "1000", "--sq-entries", "2", "--json"]), Ok(true));
+    assert_eq!(
+        demo(&[
+            "--producers",
+            "2",
+            "--iterations",
+            "1000",
+            "--sq-entries",
+            "2",
+            "--json"
+        ]),
+        Ok(true)
+    );
 }
 
 #[test]

@@ -32,10 +32,12 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let small = 0u64..4;
     prop_oneof![
         Just(Op::Nop),
-        (0u64..REGION - 1, 1u32..=SLOT as u32, any::<u8>()).prop_map(|(off, len, seed)| Op::Write {
-            off: off.min(REGION - len as u64),
-            len,
-            seed
+        (0u64..REGION - 1, 1u32..=SLOT as u32, any::<u8>()).prop_map(|(off, len, seed)| {
+            Op::Write {
+                off: off.min(REGION - len as u64),
+                len,
+                seed,
+            }
         }),
         (0u64..REGION - 1, 1u32..=SLOT as u32).prop_map(|(off, len)| Op::Read {
             off: off.min(REGION - len as u64),
@@ -44,22 +46,34 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         word.clone().prop_map(|word| Op::Load { word }),
         (word.clone(), any::<u64>()).prop_map(|(word, val)| Op::Store { word, val }),
         (word.clone(), any::<u64>()).prop_map(|(word, val)| Op::FetchAdd { word, val }),
-        (word, small.clone(), small).prop_map(|(word, expected, new)| Op::Cas { word, expected, new }),
+        (word, small.clone(), small).prop_map(|(word, expected, new)| Op::Cas {
+            word,
+            expected,
+            new
+        }),
         (0u64..REGION - 8).prop_map(|off| Op::Misaligned { off: off | 1 }),
     ]
 }
 
 /// The expected completion of `op` against `mem` (the producer's region), applied.
 fn model(op: &Op, mem: &mut [u8]) -> (i32, u64, Option<Vec<u8>>) {
-    let word = |mem: &[u8], w: u64| u64::from_ne_bytes(mem[w as usize * 8..w as usize * 8 + 8].try_into().unwrap());
-    let set = |mem: &mut [u8], w: u64, v: u64| mem[w as usize * 8..w as usize * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+    let word = |mem: &[u8], w: u64| {
+        u64::from_ne_bytes(mem[w as usize * 8..w as usize * 8 + 8].try_into().unwrap())
+    };
+    let set = |mem: &mut [u8], w: u64, v: u64| {
+        mem[w as usize * 8..w as usize * 8 + 8].copy_from_slice(&v.to_ne_bytes())
+    };
     match *op {
         Op::Nop => (0, 0, None),
         Op::Write { off, len, seed } => {
             mem[off as usize..(off + len as u64) as usize].copy_from_slice(&payload(seed, len));
             (len as i32, 0, None)
         }
-        Op::Read { off, len } => (len as i32, 0, Some(mem[off as usize..(off + len as u64) as usize].to_vec())),
+        Op::Read { off, len } => (
+            len as i32,
+            0,
+            Some(mem[off as usize..(off + len as u64) as usize].to_vec()),
+        ),
         Op::Load { word: w } => (0, word(mem, w), None),
         Op::Store { word: w, val } => {
             set(mem, w, val);
@@ -70,7 +84,11 @@ fn model(op: &Op, mem: &mut [u8]) -> (i32, u64, Option<Vec<u8>>) {
             set(mem, w, old.wrapping_add(val));
             (0, old, None)
         }
-        Op::Cas { word: w, expected, new } => {
+        Op::Cas {
+            word: w,
+            expected,
+            new,
+        } => {
             let old = word(mem, w);
             if old == expected {
                 set(mem, w, new);
@@ -84,7 +102,9 @@ fn model(op: &Op, mem: &mut [u8]) -> (i32, u64, Option<Vec<u8>>) {
 }
 
 fn payload(seed: u8, len: u32) -> Vec<u8> {
-    (0..len).map(|i| seed.wrapping_mul(31).wrapping_add(i as u8)).collect()
+    (0..len)
+        .map(|i| seed.wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
 }
 
 fn user_data(producer: usize, index: usize) -> u64 {
@@ -102,7 +122,11 @@ fn entry(obj: ObjectId, producer: usize, ops: usize, index: usize, op: &Op) -> S
         Op::Load { word } => op::Load64::new(obj, base + word * 8).build(),
         Op::Store { word, val } => op::Store64::new(obj, base + word * 8, val).build(),
         Op::FetchAdd { word, val } => op::FetchAdd64::new(obj, base + word * 8, val).build(),
-        Op::Cas { word, expected, new } => op::Cas64::new(obj, base + word * 8, expected, new).build(),
+        Op::Cas {
+            word,
+            expected,
+            new,
+        } => op::Cas64::new(obj, base + word * 8, expected, new).build(),
         Op::Misaligned { off } => op::Load64::new(obj, base + off).build(),
     };
     Sqe {
@@ -143,7 +167,9 @@ fn check_mix(sq_log2: u32, programs: Vec<Vec<Op>>) {
             thread::spawn(move || {
                 for (i, op) in programs[p].iter().enumerate() {
                     if let Op::Write { len, seed, .. } = *op {
-                        arena.write((p * ops + i) as u64 * SLOT, &payload(seed, len)).unwrap();
+                        arena
+                            .write((p * ops + i) as u64 * SLOT, &payload(seed, len))
+                            .unwrap();
                     }
                     submit_spinning(&mut s, entry(obj, p, ops, i, op));
                 }
@@ -162,12 +188,20 @@ fn check_mix(sq_log2: u32, programs: Vec<Vec<Op>>) {
     for (p, program) in programs.iter().enumerate() {
         let mut mem = vec![0u8; REGION as usize];
         for (i, op) in program.iter().enumerate() {
-            let c = by_id.get(&user_data(p, i)).unwrap_or_else(|| panic!("no completion for {p}/{i}"));
+            let c = by_id
+                .get(&user_data(p, i))
+                .unwrap_or_else(|| panic!("no completion for {p}/{i}"));
             let (res, value, read) = model(op, &mut mem);
-            assert_eq!((c.result(), c.value()), (res, value), "producer {p} op {i}: {op:?}");
+            assert_eq!(
+                (c.result(), c.value()),
+                (res, value),
+                "producer {p} op {i}: {op:?}"
+            );
             if let Some(bytes) = read {
                 let mut got = vec![0; bytes.len()];
-                arena_view.read((p * ops + i) as u64 * SLOT, &mut got).unwrap();
+                arena_view
+                    .read((p * ops + i) as u64 * SLOT, &mut got)
+                    .unwrap();
                 assert_eq!(got, bytes, "producer {p} op {i}: READ data");
             }
         }
@@ -199,7 +233,14 @@ proptest! {
 fn small_rings_wrap_many_times() {
     // Two entries, four producers, hundreds of laps.
     let programs: Vec<Vec<Op>> = (0..4)
-        .map(|p| (0..scaled(300)).map(|i| Op::FetchAdd { word: (i % 4) as u64, val: p as u64 + 1 }).collect())
+        .map(|p| {
+            (0..scaled(300))
+                .map(|i| Op::FetchAdd {
+                    word: (i % 4) as u64,
+                    val: p as u64 + 1,
+                })
+                .collect()
+        })
         .collect();
     check_mix(1, programs);
 }
@@ -220,7 +261,11 @@ fn stress_four_producers_a_million_requests_exactly_once() {
                 let mut i = 0;
                 while i < per {
                     batch.clear();
-                    batch.extend((i..(i + 32).min(per)).map(|k| op::FetchAdd64::new(obj, 8 * p, 1).user_data((p << 32) | k).build()));
+                    batch.extend((i..(i + 32).min(per)).map(|k| {
+                        op::FetchAdd64::new(obj, 8 * p, 1)
+                            .user_data((p << 32) | k)
+                            .build()
+                    }));
                     let mut sent = 0;
                     while sent < batch.len() {
                         match s.submit_batch(&batch[sent..]) {
@@ -239,16 +284,23 @@ fn stress_four_producers_a_million_requests_exactly_once() {
     let mut olds = vec![vec![false; per as usize]; PRODUCERS as usize];
     let mut count = 0;
     while count < total {
-        cq.wait(1, Some(std::time::Duration::from_secs(10))).expect("completions stalled");
+        cq.wait(1, Some(std::time::Duration::from_secs(10)))
+            .expect("completions stalled");
         for c in cq.iter() {
-            let (p, k) = ((c.user_data() >> 32) as usize, (c.user_data() & 0xffff_ffff) as usize);
+            let (p, k) = (
+                (c.user_data() >> 32) as usize,
+                (c.user_data() & 0xffff_ffff) as usize,
+            );
             let idx = p * per as usize + k;
             assert!(!seen[idx], "user_data {p}/{k} completed twice");
             seen[idx] = true;
             assert_eq!(c.result(), 0);
             // Each producer's counter sees every old value 0..per exactly once.
             let old = c.value() as usize;
-            assert!(old < per as usize && !olds[p][old], "producer {p}: old value {old} repeated");
+            assert!(
+                old < per as usize && !olds[p][old],
+                "producer {p}: old value {old} repeated"
+            );
             olds[p][old] = true;
             count += 1;
         }

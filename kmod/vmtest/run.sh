@@ -164,6 +164,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs tmpfs /tmp
+echo
 echo "VMTEST kernel $(uname -r)"
 R=/tmp/results
 : > $R

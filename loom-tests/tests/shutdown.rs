@@ -1,0 +1,108 @@
+//! Shutdown while a producer publishes: `Gate::close` against reserve, write, publish,
+//! `after_publish` and `admits`. Every entry must be either consumed (the consumer stops at
+//! the final tail) or refused to its producer, never both, never neither.
+
+#![cfg(loom)]
+
+use loom::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    thread,
+};
+use loom_tests::{check_entry, entry, model, submit, SqConsumer, LOOKS};
+use sbpf_ring::{protocol::Gate, region::HeapRings};
+
+/// Entries the producer tries to submit.
+const N: u32 = 2;
+
+/// The gate alone: the consumer waits for the final tail, then takes everything before it.
+/// Every entry the gate admits is before the final tail, every entry before it is admitted.
+#[test]
+fn close_while_publishing() {
+    close_model(false);
+}
+
+/// The local backend's shutdown: the poller learns the final tail only after `close`
+/// returns (`Local::stop`, a release store) and takes published entries until then.
+///
+/// Fails: an entry reserved after `close` snapshotted the tail is published (the producer
+/// checks the gate only after publishing, in `after_publish`/`admits`), the poller takes it
+/// before it has seen the final tail, and its producer is told it was refused. The kernel
+/// backend's consumer never learns the final tail at all. See the README.
+#[test]
+#[ignore = "finding: an entry refused by the gate can still be consumed (README)"]
+fn close_while_consuming() {
+    close_model(true);
+}
+
+/// One producer submits while a closer shuts the ring; `consume_early`: the consumer takes
+/// published entries before it knows the final tail.
+fn close_model(consume_early: bool) {
+    model(move || {
+        let rings = Arc::new(HeapRings::new(2, 1));
+        let gate = Arc::new(Gate::new());
+        let stop_at = Arc::new(AtomicU64::new(u64::MAX));
+        let producer = {
+            let (rings, gate) = (Arc::clone(&rings), Arc::clone(&gate));
+            thread::spawn(move || {
+                let sq = rings.sq();
+                let mut admitted = Vec::new();
+                for i in 0..N {
+                    if gate.is_closed() {
+                        break;
+                    }
+                    let pos = submit(&sq, &entry(0, i));
+                    sq.after_publish();
+                    if !gate.admits(pos) {
+                        break;
+                    }
+                    admitted.push(i);
+                }
+                admitted
+            })
+        };
+        let closer = {
+            let (rings, gate, stop_at) =
+                (Arc::clone(&rings), Arc::clone(&gate), Arc::clone(&stop_at));
+            thread::spawn(move || {
+                let final_tail = gate.close(&rings.sq());
+                stop_at.store(u64::from(final_tail), Ordering::Release);
+            })
+        };
+        let mut consumer = SqConsumer::new(rings.sq());
+        let mut consumed = Vec::new();
+        // The poller's pass, bounded as in `SqConsumer::try_take`; after the joins it runs
+        // on alone to the final tail.
+        let mut pass = |consumer: &mut SqConsumer<'_>| {
+            let stop = stop_at.load(Ordering::Acquire);
+            if stop == u64::from(consumer.head) {
+                return true;
+            }
+            if stop == u64::MAX && !consume_early {
+                thread::yield_now();
+                return false;
+            }
+            assert!(
+                stop == u64::MAX || (stop as u32).wrapping_sub(consumer.head) as i32 > 0,
+                "consumed position {} at or after the final tail {stop}",
+                consumer.head.wrapping_sub(1),
+            );
+            match consumer.take() {
+                Some(sqe) => consumed.push(check_entry(&sqe).1),
+                None => thread::yield_now(),
+            }
+            false
+        };
+        for _ in 0..N + LOOKS {
+            if pass(&mut consumer) {
+                break;
+            }
+        }
+        let admitted = producer.join().unwrap();
+        closer.join().unwrap();
+        while !pass(&mut consumer) {}
+        assert_eq!(consumed, admitted, "consumed vs admitted by the gate");
+    });
+}

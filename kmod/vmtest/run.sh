@@ -57,22 +57,33 @@ apt_install() {
 			missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ $apt_updated = 0 ]; then
-		as_root apt-get update -qq
-		apt_updated=1
-	fi
+	apt_update_once
 	log "installing ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Kernel release names (e.g. 6.1.0-56-cloud-amd64), resolved from apt at run time.
+apt_update_once() {
+	if [ $apt_updated = 0 ]; then
+		as_root apt-get update -qq
+		apt_updated=1
+	fi
+}
+
+# Kernel release names (e.g. 6.1.0-56-cloud-amd64), resolved from apt at run time; the
+# package lists are refreshed once if they do not know the kernel (a fresh machine).
 resolve_kernel() {
+	resolve_kernel_from_lists "$1" 2>/dev/null && return 0
+	apt_update_once
+	resolve_kernel_from_lists "$1"
+}
+
+resolve_kernel_from_lists() {
 	local want=$1 rel cand
 	case $want in
 	6.1)
 		rel=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 			sed -n 's/^ *Depends: linux-image-\(6\.1\.[^ ]*-cloud-amd64\)$/\1/p' | head -n1)
-		[ -n "$rel" ] || die "cannot resolve the 6.1 cloud kernel from linux-image-cloud-amd64"
+		[ -n "$rel" ] || { echo "cannot resolve 6.1 from linux-image-cloud-amd64" >&2; return 1; }
 		echo "$rel"
 		;;
 	6.12)
@@ -84,7 +95,8 @@ resolve_kernel() {
 				return 0
 			fi
 		done
-		die "no linux-image-6.12.*-cloud-amd64 with matching headers in apt"
+		echo "no linux-image-6.12.*-cloud-amd64 with matching headers in apt" >&2
+		return 1
 		;;
 	esac
 }
@@ -103,7 +115,6 @@ fetch_kernel() {
 	local rel=$1
 	local kdir=$vmdir/kernels/$rel
 	if [ ! -d "/usr/src/linux-headers-$rel" ]; then
-		if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
 		apt_install "linux-headers-$rel"
 	fi
 	if ! ls "$kdir"/boot/vmlinuz-* >/dev/null 2>&1; then
@@ -126,7 +137,7 @@ setup_host
 mkdir -p "$vmdir"
 declare -A release
 for k in "${kernels[@]}"; do
-	release[$k]=$(resolve_kernel "$k")
+	release[$k]=$(resolve_kernel "$k") || die "cannot resolve kernel $k from apt"
 	log "kernel $k -> ${release[$k]}"
 	fetch_kernel "${release[$k]}"
 done
@@ -141,8 +152,8 @@ trap cleanup EXIT
 
 # The C tests do not depend on the kernel: build them once.
 log "building the C tests"
-make -s -C "$kmod" selftest >/dev/null
-make -s -C "$kmod" tests
+make -s -C "$kmod" selftest >/dev/null || die "the validation self-test failed (make -C kmod selftest)"
+make -s -C "$kmod" tests || die "building the C tests failed"
 read -r -a tests <<<"${VMTEST_TESTS:-functional shared hostile killed bench}"
 for t in "${tests[@]}"; do
 	[ -x "$kmod/tests/bin/$t" ] || die "missing test binary $t"

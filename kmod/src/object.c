@@ -177,7 +177,7 @@ int sbpf_obj_create(struct sbpf_file *sf, struct sbpf_object *arg)
 	obj = kzalloc(sizeof(*obj), GFP_KERNEL);
 	if (!obj)
 		goto uncharge;
-	obj->mem = __vmalloc(arg->size, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN);
+	obj->mem = __vmalloc(arg->size, SBPF_GFP_USER_MEM);
 	if (!obj->mem)
 		goto free_obj;
 	refcount_set(&obj->ref, 1);

@@ -360,10 +360,10 @@ void sbpf_ring_sync_op(struct sbpf_file *sf, struct sbpf_ring *r, struct sbpf_sy
 	sbpf_counters_add(r, delta);
 }
 
-/* Zeroed, page-backed memory for a mapping; a failure is ENOMEM, not a log splat. */
+/* Zeroed, page-backed memory for a mapping (see SBPF_GFP_USER_MEM). */
 static void *sbpf_vmalloc(size_t size)
 {
-	return __vmalloc(size, GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN);
+	return __vmalloc(size, SBPF_GFP_USER_MEM);
 }
 
 static bool sbpf_pow2_in(u32 v, u32 lo, u32 hi)

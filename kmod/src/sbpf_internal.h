@@ -7,6 +7,7 @@
 #define _SBPF_INTERNAL_H
 
 #include <linux/atomic.h>
+#include <linux/gfp.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
@@ -17,6 +18,12 @@
 
 #include "uapi/sbpf_ring.h"
 #include "sbpf_validate.h"
+
+/*
+ * Memory a process asked for (rings, arenas, objects): zeroed, and a failure is ENOMEM
+ * with no allocation-failure splat and no OOM kill on the requester's behalf.
+ */
+#define SBPF_GFP_USER_MEM	(GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
 
 /* Objects one file may hold attached at once. */
 #define SBPF_MAX_ATTACHED	64

@@ -222,6 +222,12 @@ impl ContextBuf {
         }
     }
 
+    /// Writes only the descriptor (the limits part is left as it is).
+    #[inline]
+    pub fn fill_sqe(&mut self, sqe: &Sqe) {
+        self.write_sqe(sqe);
+    }
+
     /// Sets the `allowed_opcodes` word.
     pub fn set_allowed_opcodes(&mut self, mask: u64) {
         self.put(off::ALLOWED_OPCODES, &mask.to_ne_bytes());

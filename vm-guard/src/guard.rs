@@ -211,6 +211,9 @@ pub enum Verdict {
 pub struct Guard {
     stages: Vec<Stage>,
     ctx: ContextBuf,
+    /// The limits `ctx` holds, so that only the descriptor is rewritten while they do not
+    /// change (they rarely do: objects attach and detach, the arena is fixed).
+    ctx_limits: Option<Limits>,
     counters: GuardCounters,
     name: String,
 }
@@ -244,6 +247,7 @@ impl Guard {
         Guard {
             stages,
             ctx: ContextBuf::default(),
+            ctx_limits: None,
             counters,
             name,
         }
@@ -262,7 +266,12 @@ impl Guard {
     /// Runs the chain on `sqe` without touching the counters.
     #[inline]
     pub fn evaluate(&mut self, sqe: &Sqe, limits: &Limits) -> Verdict {
-        self.ctx.fill(sqe, limits);
+        if self.ctx_limits.as_ref() == Some(limits) {
+            self.ctx.fill_sqe(sqe);
+        } else {
+            self.ctx.fill(sqe, limits);
+            self.ctx_limits = Some(*limits);
+        }
         for (i, stage) in self.stages.iter().enumerate() {
             self.ctx.set_allowed_opcodes(stage.allowed_opcodes);
             let code = stage

@@ -298,6 +298,9 @@ impl ContextBuf {
     }
 }
 
+/// [`MAX_LIMIT_OBJECTS`], re-exported for guard generators.
+pub const MAX_LIMIT_OBJECTS_CTX: usize = MAX_LIMIT_OBJECTS;
+
 #[cfg(test)]
 mod tests {
     use sbpf_ring::validate::ObjectLimit;
@@ -333,6 +336,3 @@ mod tests {
         assert_eq!(filled.0, buf.0);
     }
 }
-
-/// [`MAX_LIMIT_OBJECTS`], re-exported for guard generators.
-pub const MAX_LIMIT_OBJECTS_CTX: usize = MAX_LIMIT_OBJECTS;

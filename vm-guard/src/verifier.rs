@@ -933,6 +933,11 @@ pub fn disassemble_one(prog: &[u8], i: usize) -> String {
     if !rbpf_disassembles(insn.opc) || (insn.opc == ebpf::CALL && insn.src > 1) {
         return raw();
     }
+    if insn.opc == ebpf::JA && insn.off == i16::MIN {
+        // rbpf's disassembler computes `-insn.off` in i16 for `ja`: an overflow (found by
+        // fuzzing).
+        return String::from("ja -0x8000");
+    }
     let end = if insn.opc == ebpf::LD_DW_IMM {
         i + 2
     } else {
@@ -958,4 +963,20 @@ pub fn disassemble(prog: &[u8]) -> String {
         i += if opc == ebpf::LD_DW_IMM { 2 } else { 1 };
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `fuzz/run.sh`: rbpf's disassembler negates a `ja` offset of `i16::MIN`.
+    #[test]
+    fn ja_with_the_most_negative_offset_is_reported_not_a_panic() {
+        let prog = [0x05, 0, 0x00, 0x80, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+        let e = verify(&prog, &Policy::default()).unwrap_err();
+        assert_eq!(e.rule, Rule::BackwardJump);
+        assert_eq!(e.insn, "ja -0x8000");
+        let crash = [0x05, 0, 0, 0x80, 0x7c, 0, 0x3f, 0x80];
+        assert!(verify(&crash, &Policy::default()).is_err());
+    }
 }

@@ -22,46 +22,93 @@ pub struct OutOfBounds {
     pub size: u64,
 }
 
-/// Copies `len` bytes between two shared memories. Words move as relaxed 64-bit atomics
-/// when source and destination share their alignment, bytes as relaxed 8-bit atomics
-/// otherwise.
+/// Copies `len` bytes. A side that is shared (`SRC_SHARED`, `DST_SHARED`) is accessed
+/// through relaxed atomics, 64-bit words where source and destination share their alignment
+/// and bytes otherwise; a private side with plain loads or stores, since an atomic on memory
+/// only reachable through `&[u8]` would claim a right to mutate it.
 ///
 /// # Safety
 ///
-/// `src` and `dst` are valid for `len` bytes and accessed by others only through atomics.
-pub(crate) unsafe fn copy_shared(dst: *mut u8, src: *const u8, len: usize) {
+/// `src` and `dst` are valid for `len` bytes and do not overlap; a shared side is accessed
+/// by others only through atomics, a private side by no one else.
+#[inline]
+pub(crate) unsafe fn copy<const SRC_SHARED: bool, const DST_SHARED: bool>(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) {
     let mut i = 0;
     if (dst as usize ^ src as usize) & 7 == 0 {
         while i < len && (dst as usize + i) & 7 != 0 {
-            // SAFETY: in bounds per the contract; `AtomicU8` has alignment 1.
-            unsafe { copy_byte(dst.add(i), src.add(i)) };
+            // SAFETY: in bounds per the contract.
+            unsafe { copy_unit::<u8, AtomicU8, SRC_SHARED, DST_SHARED>(dst.add(i), src.add(i)) };
             i += 1;
         }
         while i + 8 <= len {
             // SAFETY: in bounds, and both addresses are 8-aligned (same phase, aligned above).
-            unsafe {
-                let v = (*src.add(i).cast::<AtomicU64>()).load(Ordering::Relaxed);
-                (*dst.add(i).cast::<AtomicU64>()).store(v, Ordering::Relaxed);
-            }
+            unsafe { copy_unit::<u64, AtomicU64, SRC_SHARED, DST_SHARED>(dst.add(i), src.add(i)) };
             i += 8;
         }
     }
     while i < len {
         // SAFETY: in bounds per the contract.
-        unsafe { copy_byte(dst.add(i), src.add(i)) };
+        unsafe { copy_unit::<u8, AtomicU8, SRC_SHARED, DST_SHARED>(dst.add(i), src.add(i)) };
         i += 1;
+    }
+}
+
+/// A plain integer and its atomic twin, for [`copy`].
+trait Unit: Copy {
+    type Atomic;
+    fn load(a: &Self::Atomic) -> Self;
+    fn store(a: &Self::Atomic, v: Self);
+}
+
+impl Unit for u8 {
+    type Atomic = AtomicU8;
+    #[inline(always)]
+    fn load(a: &AtomicU8) -> u8 {
+        a.load(Ordering::Relaxed)
+    }
+    #[inline(always)]
+    fn store(a: &AtomicU8, v: u8) {
+        a.store(v, Ordering::Relaxed)
+    }
+}
+
+impl Unit for u64 {
+    type Atomic = AtomicU64;
+    #[inline(always)]
+    fn load(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+    #[inline(always)]
+    fn store(a: &AtomicU64, v: u64) {
+        a.store(v, Ordering::Relaxed)
     }
 }
 
 /// # Safety
 ///
-/// Both pointers are valid for one byte.
+/// Both pointers are valid and aligned for a `T`, under [`copy`]'s contract.
 #[inline(always)]
-unsafe fn copy_byte(dst: *mut u8, src: *const u8) {
-    // SAFETY: per the contract; `AtomicU8` has the size and alignment of `u8`.
+unsafe fn copy_unit<T: Unit<Atomic = A>, A, const SRC_SHARED: bool, const DST_SHARED: bool>(
+    dst: *mut u8,
+    src: *const u8,
+) {
+    // SAFETY: per the contract; an atomic has the size and alignment of its integer, and the
+    // atomic view is only taken of the shared side.
     unsafe {
-        let v = (*src.cast::<AtomicU8>()).load(Ordering::Relaxed);
-        (*dst.cast::<AtomicU8>()).store(v, Ordering::Relaxed);
+        let v = if SRC_SHARED {
+            T::load(&*src.cast::<A>())
+        } else {
+            src.cast::<T>().read()
+        };
+        if DST_SHARED {
+            T::store(&*dst.cast::<A>(), v);
+        } else {
+            dst.cast::<T>().write(v);
+        }
     }
 }
 
@@ -98,14 +145,14 @@ impl SharedMemory {
     pub(crate) fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), OutOfBounds> {
         let src = self.range(offset, out.len())?;
         // SAFETY: `range` checked the bounds; `out` is ours alone.
-        unsafe { copy_shared(out.as_mut_ptr(), src, out.len()) };
+        unsafe { copy::<true, false>(out.as_mut_ptr(), src, out.len()) };
         Ok(())
     }
 
     pub(crate) fn write(&self, offset: u64, data: &[u8]) -> Result<(), OutOfBounds> {
         let dst = self.range(offset, data.len())?;
         // SAFETY: `range` checked the bounds; `data` is only read.
-        unsafe { copy_shared(dst, data.as_ptr(), data.len()) };
+        unsafe { copy::<false, true>(dst, data.as_ptr(), data.len()) };
         Ok(())
     }
 }

@@ -65,9 +65,11 @@
 //!    stores `cq.head` (**release**, pairs with 7).
 //!
 //! Shutdown ([`Ring::shutdown`]) closes a user-side gate: it stores `closed`, issues a full
-//! fence and snapshots `sq.tail`; a producer reads `closed` after fence B. Either the
-//! snapshot covers its reservation and the kernel consumes it, or the producer sees the
-//! gate closed and gets its entry back ([`SubmitError::Closed`]). Nothing is lost.
+//! fence (C) and snapshots `sq.tail`. A producer, after 3 and before 4, issues a full fence
+//! (D) and reads `closed`. By C and D, either the snapshot covers its reservation, and it
+//! publishes and the kernel consumes the entry, or the producer sees the gate closed and
+//! leaves the slot unpublished, getting its entry back ([`SubmitError::Closed`]). An entry
+//! is performed or handed back, never both, never neither.
 //!
 //! # Trust
 //!

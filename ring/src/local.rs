@@ -12,7 +12,7 @@ use std::{
 
 use crate::{
     abi::{opcode, Cqe, Sqe, Stats},
-    arena::copy_shared,
+    arena::copy,
     protocol::Event,
     region::{Bytes, STATS_WORDS},
     sync::{AtomicU64, Ordering},
@@ -314,9 +314,9 @@ impl<'a> Poller<'a> {
                 // only atomically.
                 unsafe {
                     if sqe.opcode == opcode::READ {
-                        copy_shared(arena_ptr, obj_ptr, len);
+                        copy::<true, true>(arena_ptr, obj_ptr, len);
                     } else {
-                        copy_shared(obj_ptr, arena_ptr, len);
+                        copy::<true, true>(obj_ptr, arena_ptr, len);
                     }
                 }
                 cqe.res = sqe.len as i32;

@@ -226,8 +226,7 @@ impl<'a> SqView<'a> {
     #[inline]
     pub fn after_publish(&self) -> bool {
         // SeqCst fence pairs with the one in `prepare_sleep` (Dekker): either the consumer's
-        // re-check sees our `seq`, or we see its NEED_WAKEUP. It is also the fence the gate
-        // relies on (`Gate::admits`).
+        // re-check sees our `seq`, or we see its NEED_WAKEUP.
         fence(ordering!("after_publish", SeqCst => AcqRel));
         self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
@@ -379,10 +378,12 @@ impl<'a> CqView<'a> {
 /// is publishing at that moment.
 ///
 /// `close` stores `closed`, issues a full fence and snapshots the SQ tail as the final
-/// tail; a producer checks `closed` after the full fence of `after_publish`. By the two
-/// fences, either the snapshot covers the producer's reservation (the consumer will take its
-/// entries) or the producer sees `closed` and learns from the final tail that its entries
-/// are beyond it (they are handed back to it).
+/// tail. A producer, after reserving and writing and before publishing, issues a full fence
+/// and checks `closed` ([`Gate::admit`]). By the two fences, either the snapshot covers the
+/// producer's reservation (it publishes, and the consumer takes the entries), or the
+/// producer sees `closed` and learns from the final tail that its positions are beyond it:
+/// it leaves them unpublished and takes its entries back. A refused entry is never
+/// published, so no consumer can perform it, whether or not it knows the final tail.
 #[derive(Debug)]
 pub struct Gate {
     /// 1 once `close` has begun.
@@ -412,11 +413,14 @@ impl Gate {
         self.closed.load(Ordering::Relaxed) != 0
     }
 
-    /// Producer, after `SqView::after_publish` (whose fence this relies on): whether the
-    /// entries at `[pos, pos + n)` will be consumed. `false` means the ring closed before them
-    /// and they are the producer's again.
+    /// Producer, after reserving `[pos, pos + n)` and writing the entries, before publishing
+    /// them: whether to publish. `false` means the ring closed before these positions; the
+    /// producer must leave them unpublished and take its entries back.
     #[inline]
-    pub fn admits(&self, pos: u32) -> bool {
+    pub fn admit(&self, pos: u32) -> bool {
+        // SeqCst fence pairs with the one in `close` (Dekker): either `close` snapshots a
+        // tail that covers our reservation, or we see `closed`.
+        fence(ordering!("gate_admit", SeqCst => AcqRel));
         if self.closed.load(Ordering::Relaxed) == 0 {
             return true;
         }
@@ -432,13 +436,13 @@ impl Gate {
     }
 
     /// Closer: refuses new reservations and returns the final tail: every position before it
-    /// was reserved by a producer that will publish it, and none after it will be consumed.
+    /// was reserved by a producer that will publish it, and none after it is ever published.
     pub fn close(&self, sq: &SqView<'_>) -> u32 {
         self.closed.store(1, Ordering::Relaxed);
-        // SeqCst fence pairs with the producers' in `SqView::after_publish`.
+        // SeqCst fence pairs with the producers' in `admit`.
         fence(ordering!("gate_close", SeqCst => AcqRel));
         let tail = sq.tail.load(Ordering::Relaxed);
-        // Release pairs with the acquire in `admits`.
+        // Release pairs with the acquire in `admit`.
         self.final_tail.store(u64::from(tail), Ordering::Release);
         tail
     }

@@ -2,19 +2,25 @@
 //! (atomics, slots) over mapped bytes; everything above it works with [`SqView`] and
 //! [`CqView`].
 
+#[cfg(not(loom))]
 use core::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 #[cfg(not(loom))]
 use std::{fs::File, io};
 
+#[cfg(not(loom))]
 use crate::{
     abi::{self, Params, Stats},
+    sync::{AtomicU64, Ordering},
+};
+use crate::{
     protocol::{CqSlot, CqView, SqSlot, SqView},
-    sync::{AtomicU32, AtomicU64, Ordering},
+    sync::AtomicU32,
 };
 
 /// Number of `u64` words in the stats mirror.
+#[cfg(not(loom))]
 pub(crate) const STATS_WORDS: usize = core::mem::size_of::<Stats>() / 8;
 
 /// Where a region's bytes come from; the mappings are held for their `Drop`.
@@ -181,10 +187,13 @@ impl RingRegion {
         let sq_head = ptr(bytes.at(off(sq.head))?);
         let sq_tail = ptr(bytes.at(off(sq.tail))?);
         let sq_flags = ptr(bytes.at(off(sq.flags))?);
-        let sqes = NonNull::from(&bytes.slice_at::<SqSlot>(off(sq.sqes), sq_entries as usize)?[0]);
+        // From the whole slice, so the pointer may reach every slot.
+        let sqes = NonNull::from(bytes.slice_at::<SqSlot>(off(sq.sqes), sq_entries as usize)?)
+            .cast::<SqSlot>();
         let cq_head = ptr(bytes.at(off(cq.head))?);
         let cq_tail = ptr(bytes.at(off(cq.tail))?);
-        let cqes = NonNull::from(&bytes.slice_at::<CqSlot>(off(cq.cqes), cq_entries as usize)?[0]);
+        let cqes = NonNull::from(bytes.slice_at::<CqSlot>(off(cq.cqes), cq_entries as usize)?)
+            .cast::<CqSlot>();
         let stats = NonNull::from(bytes.at::<[AtomicU64; STATS_WORDS]>(off(cq.stats))?);
         Ok(RingRegion {
             bytes,
@@ -252,6 +261,7 @@ impl RingRegion {
 }
 
 /// The counters from a stats mirror.
+#[cfg(not(loom))]
 pub(crate) fn read_stats(words: &[AtomicU64; STATS_WORDS]) -> Stats {
     // Relaxed: counters are advisory snapshots, each word independently.
     let w = |i: usize| words[i].load(Ordering::Relaxed);
@@ -272,6 +282,7 @@ pub(crate) fn read_stats(words: &[AtomicU64; STATS_WORDS]) -> Stats {
 }
 
 /// The parameters a local ring reports, as the kernel would.
+#[cfg(not(loom))]
 pub(crate) fn local_params(sq_entries: u32, cq_entries: u32, arena_size: u64) -> Params {
     Params {
         sq_entries,

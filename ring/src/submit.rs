@@ -99,20 +99,24 @@ impl Policy {
     }
 }
 
-/// Publishes written entries `[pos, pos + n)`, kicks a sleeping consumer, and asks the
-/// gate whether they were admitted before shutdown.
+/// Publishes written entries `[pos, pos + n)` if the gate admits them (the ring is not
+/// shut down before them), and kicks a sleeping consumer. Returns `false`, leaving them
+/// unpublished, when the ring closed first.
 #[inline]
 fn publish(handle: &Handle, sq: &SqView<'_>, pos: u32, n: u32) -> bool {
+    let inner = handle.inner();
+    if !inner.gate.admit(pos) {
+        return false;
+    }
     if n == 1 {
         sq.publish(pos);
     } else {
         sq.publish_batch(pos, n);
     }
-    let inner = handle.inner();
     if sq.after_publish() {
         inner.kick();
     }
-    inner.gate.admits(pos)
+    true
 }
 
 /// A producer handle that shares the ring with any number of others: `Send + Clone`, lock

@@ -223,6 +223,8 @@ struct Poller<'a> {
     objects: Vec<Arc<LocalObject>>,
     objects_gen: u64,
     counters: Counters,
+    /// Whether the current stall on a full CQ has been counted.
+    cq_full: bool,
 }
 
 impl<'a> Poller<'a> {
@@ -235,6 +237,7 @@ impl<'a> Poller<'a> {
             objects: Vec::new(),
             objects_gen: u64::MAX,
             counters: Counters::default(),
+            cq_full: false,
         }
     }
 
@@ -272,15 +275,22 @@ impl<'a> Poller<'a> {
             n += 1;
         }
         if n > 0 {
-            sq.release(self.sq_head);
-            cq.publish(self.cq_tail);
+            // Counters first: the CQ tail's release then makes them visible to whoever
+            // sees the completions they count.
             self.counters.0.submitted += u64::from(n);
             self.counters.0.completed += u64::from(n);
             self.counters.mirror(self.inner.region.stats_words());
+            sq.release(self.sq_head);
+            cq.publish(self.cq_tail);
             self.local.cq_event.notify();
-        } else if room == 0 && sq.is_published(self.sq_head) {
+        } else if room == 0 && !self.cq_full && sq.is_published(self.sq_head) {
+            // One count per episode of a full CQ, as the kernel module counts.
+            self.cq_full = true;
             self.counters.0.cq_full += 1;
             self.counters.mirror(self.inner.region.stats_words());
+        }
+        if n > 0 {
+            self.cq_full = false;
         }
         n
     }

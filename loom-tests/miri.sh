@@ -13,7 +13,7 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
     rustup +nightly component add miri rust-src
 fi
 # Isolation off: `kernel::available()` stats the device node, which isolation refuses.
-export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance -Zmiri-disable-isolation}"
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance -Zmiri-disable-isolation -Zmiri-disable-weak-memory-emulation}"
 
 if [ "$#" -gt 0 ]; then
     exec cargo +nightly miri test -p sbpf-ring "$@"

@@ -61,6 +61,23 @@ pub enum BatchError {
     Closed,
 }
 
+impl BatchError {
+    /// The error of a batch of one, with its entry handed back.
+    fn for_entry(self, entry: Sqe) -> SubmitError {
+        match self {
+            BatchError::Full => SubmitError::Full(entry),
+            BatchError::Closed => SubmitError::Closed(entry),
+            BatchError::Rejected {
+                stage, rejection, ..
+            } => SubmitError::Rejected {
+                entry,
+                stage,
+                rejection,
+            },
+        }
+    }
+}
+
 /// Validation state every producer handle keeps: its own validator and its cached limits.
 struct Policy {
     validator: Box<dyn Validator>,
@@ -119,6 +136,47 @@ fn publish(handle: &Handle, sq: &SqView<'_>, pos: u32, n: u32) -> bool {
     true
 }
 
+/// The batch path of every producer handle: validate all entries on their private copies,
+/// reserve with `reserve` (up to the ring size), write, and publish if the gate admits.
+#[inline]
+fn submit_batch(
+    handle: &Handle,
+    policy: &mut Policy,
+    entries: &[Sqe],
+    reserve: impl FnOnce(&SqView<'_>, u32) -> Option<(u32, u32)>,
+) -> Result<usize, BatchError> {
+    let inner = handle.inner();
+    if inner.gate.is_closed() {
+        return Err(BatchError::Closed);
+    }
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    policy.refresh(handle);
+    for (index, sqe) in entries.iter().enumerate() {
+        if let Err((stage, rejection)) = policy.check(sqe) {
+            return Err(BatchError::Rejected {
+                index,
+                stage,
+                rejection,
+            });
+        }
+    }
+    let sq = inner.region.sq();
+    let want = entries.len().min(sq.entries() as usize) as u32;
+    let Some((pos, n)) = reserve(&sq, want) else {
+        return Err(BatchError::Full);
+    };
+    for (i, sqe) in entries[..n as usize].iter().enumerate() {
+        sq.write(pos.wrapping_add(i as u32), sqe);
+    }
+    if publish(handle, &sq, pos, n) {
+        Ok(n as usize)
+    } else {
+        Err(BatchError::Closed)
+    }
+}
+
 /// A producer handle that shares the ring with any number of others: `Send + Clone`, lock
 /// free. Each clone owns a copy of its validator.
 pub struct Submitter {
@@ -156,64 +214,18 @@ impl Submitter {
     /// Validates `sqe` and publishes it. A full ring, a refusal or a shut-down ring hands
     /// the entry back.
     pub fn submit(&mut self, sqe: Sqe) -> Result<(), SubmitError> {
-        let inner = self.handle.inner();
-        if inner.gate.is_closed() {
-            return Err(SubmitError::Closed(sqe));
-        }
-        self.policy.refresh(&self.handle);
-        if let Err((stage, rejection)) = self.policy.check(&sqe) {
-            return Err(SubmitError::Rejected {
-                entry: sqe,
-                stage,
-                rejection,
-            });
-        }
-        let sq = inner.region.sq();
-        let Some((pos, _)) = sq.reserve(1) else {
-            return Err(SubmitError::Full(sqe));
-        };
-        sq.write(pos, &sqe);
-        if publish(&self.handle, &sq, pos, 1) {
-            Ok(())
-        } else {
-            Err(SubmitError::Closed(sqe))
-        }
+        self.submit_batch(core::slice::from_ref(&sqe))
+            .map(|_| ())
+            .map_err(|e| e.for_entry(sqe))
     }
 
     /// Validates every entry, then publishes as many as fit together (one reservation, one
     /// publication fence). Returns how many were published, from the front; refusal of any
     /// entry publishes none.
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
-        let inner = self.handle.inner();
-        if inner.gate.is_closed() {
-            return Err(BatchError::Closed);
-        }
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        self.policy.refresh(&self.handle);
-        for (index, sqe) in entries.iter().enumerate() {
-            if let Err((stage, rejection)) = self.policy.check(sqe) {
-                return Err(BatchError::Rejected {
-                    index,
-                    stage,
-                    rejection,
-                });
-            }
-        }
-        let sq = inner.region.sq();
-        let want = entries.len().min(sq.entries() as usize) as u32;
-        let Some((pos, n)) = sq.reserve(want) else {
-            return Err(BatchError::Full);
-        };
-        for (i, sqe) in entries[..n as usize].iter().enumerate() {
-            sq.write(pos.wrapping_add(i as u32), sqe);
-        }
-        if publish(&self.handle, &sq, pos, n) {
-            Ok(n as usize)
-        } else {
-            Err(BatchError::Closed)
-        }
+        submit_batch(&self.handle, &mut self.policy, entries, |sq, want| {
+            sq.reserve(want)
+        })
     }
 }
 
@@ -254,53 +266,17 @@ impl SingleSubmitter {
     pub fn submit(&mut self, sqe: Sqe) -> Result<(), SubmitError> {
         self.submit_batch(core::slice::from_ref(&sqe))
             .map(|_| ())
-            .map_err(|e| match e {
-                BatchError::Full => SubmitError::Full(sqe),
-                BatchError::Closed => SubmitError::Closed(sqe),
-                BatchError::Rejected {
-                    stage, rejection, ..
-                } => SubmitError::Rejected {
-                    entry: sqe,
-                    stage,
-                    rejection,
-                },
-            })
+            .map_err(|e| e.for_entry(sqe))
     }
 
     /// As [`Submitter::submit_batch`].
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
-        let inner = self.handle.inner();
-        if inner.gate.is_closed() {
-            return Err(BatchError::Closed);
-        }
-        if entries.is_empty() {
-            return Ok(0);
-        }
-        self.policy.refresh(&self.handle);
-        for (index, sqe) in entries.iter().enumerate() {
-            if let Err((stage, rejection)) = self.policy.check(sqe) {
-                return Err(BatchError::Rejected {
-                    index,
-                    stage,
-                    rejection,
-                });
-            }
-        }
-        let sq = inner.region.sq();
-        let want = entries.len().min(sq.entries() as usize) as u32;
-        let n = sq.reserve_single(self.tail, &mut self.cached_head, want);
-        if n == 0 {
-            return Err(BatchError::Full);
-        }
-        let pos = self.tail;
-        for (i, sqe) in entries[..n as usize].iter().enumerate() {
-            sq.write(pos.wrapping_add(i as u32), sqe);
-        }
-        self.tail = pos.wrapping_add(n);
-        if publish(&self.handle, &sq, pos, n) {
-            Ok(n as usize)
-        } else {
-            Err(BatchError::Closed)
-        }
+        let (tail, cached_head) = (&mut self.tail, &mut self.cached_head);
+        submit_batch(&self.handle, &mut self.policy, entries, |sq, want| {
+            let n = sq.reserve_single(*tail, cached_head, want);
+            let pos = *tail;
+            *tail = pos.wrapping_add(n);
+            (n > 0).then_some((pos, n))
+        })
     }
 }

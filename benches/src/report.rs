@@ -235,11 +235,15 @@ fn pairs() -> Vec<(String, String, Option<f64>)> {
         "crossbeam/entry64".into(),
         Some(1.0),
     ));
-    p.push((
-        "kmod/ring/read64/b32".into(),
-        "kmod/ioctl/read64".into(),
-        None,
-    ));
+    for (ring, base) in [
+        ("kmod/ring/read64/b32", "kmod/ioctl/read64"),
+        ("kmod/ring/nop/b32", "kmod/ioctl/nop"),
+        ("kmod/ring-sqpoll/read64/b32", "kmod/ioctl/read64"),
+        ("kmod/ring-sqpoll/nop/b32", "kmod/ioctl/nop"),
+        ("kmod/ring-sqpoll/read64/b32", "kmod/pread/read64"),
+    ] {
+        p.push((ring.into(), base.into(), None));
+    }
     p
 }
 
@@ -305,8 +309,11 @@ fn si(x: f64) -> String {
     }
 }
 
+/// A latency for the table; 0 means not measured (the kmod rows carry throughput only).
 fn ns(x: u64) -> String {
-    if x >= 10_000 {
+    if x == 0 {
+        "-".into()
+    } else if x >= 10_000 {
         format!("{:.1} us", x as f64 / 1e3)
     } else {
         format!("{x} ns")

@@ -19,6 +19,10 @@ pub struct BenchArgs {
     /// Where to write the SVG plot.
     #[arg(long, value_name = "PATH", default_value = "bench.svg")]
     pub plot: PathBuf,
+    /// The kernel module's rows, measured in QEMU by `sbpf-ring vmtest`
+    /// (default: $SBPF_KMOD_RESULTS, else the harness's latest `.vmtest/kmod-bench.json`).
+    #[arg(long, value_name = "PATH")]
+    pub kmod_results: Option<PathBuf>,
     /// Run only the cases whose name contains SUBSTR.
     #[arg(long, value_name = "SUBSTR")]
     pub filter: Option<String>,
@@ -29,6 +33,12 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> ExitCode {
     let mut opts = Options::new(args.quick);
     opts.filter = args.filter;
+    if let Some(path) = args.kmod_results {
+        opts.kmod_results = Some(path);
+    } else if opts.kmod_results.is_none() {
+        let harness = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.vmtest/kmod-bench.json");
+        opts.kmod_results = harness.exists().then_some(harness);
+    }
     opts.progress = !args.json;
     // The built-in bounds guard (object and arena bounds, as the consumer checks them) on
     // every producer, under the JIT and under the interpreter.

@@ -280,8 +280,23 @@ run_kernel() {
 	fi
 	[ "$fail" = 0 ] || bad=1
 	[ "$pass" -gt 0 ] || bad=1
+	write_bench_results "$logf" "$rel"
 	summary+=("kernel $rel: $pass passed, $fail failed, ${secs}s in QEMU$([ $bad = 0 ] && echo '' || echo ' -> FAILED')")
 	return $bad
+}
+
+# The guest's BENCH lines as the JSON `sbpf-ring bench` reads (benches/src/kmod.rs):
+# $vmdir/kmod-bench-<release>.json, and kmod-bench.json for the kernel run last.
+write_bench_results() {
+	local logf=$1 rel=$2 out="$vmdir/kmod-bench-$2.json"
+	grep -q '^BENCH ' "$logf" || return 0
+	{
+		printf '{ "kernel": "%s", "cases": [\n' "$rel"
+		grep -E '^BENCH ' "$logf" | sed -E 's/^BENCH ([^ ]+) ops_per_sec=([0-9.]+).*/  { "name": "\1", "ops_per_sec": \2, "note": "kernel '"$rel"', same boot" }/' |
+			sed '$!s/$/,/'
+		printf '] }\n'
+	} >"$out"
+	cp "$out" "$vmdir/kmod-bench.json"
 }
 
 summary=()

@@ -145,12 +145,25 @@ impl CompletionQueue {
     pub fn wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<usize, Error> {
         let inner = self.handle.inner();
         let min = min.min(inner.region.cq().entries() as usize);
+        // Spin, then yield, for up to `wait_spin` before blocking: a consumer that blocks
+        // makes the poller pay a futex wake-up on every pass, which costs more than the
+        // passes themselves.
         let backoff = Backoff::new();
-        while !backoff.is_completed() {
+        let spin_until = std::time::Instant::now() + inner.wait_spin;
+        let mut looks = 0u32;
+        loop {
             if self.len() >= min {
                 return Ok(self.len());
             }
-            backoff.snooze();
+            if backoff.is_completed() {
+                looks += 1;
+                if looks % 16 == 0 && std::time::Instant::now() >= spin_until {
+                    break;
+                }
+                std::thread::yield_now();
+            } else {
+                backoff.snooze();
+            }
         }
         let sq = inner.region.sq();
         match &inner.backend {

@@ -109,6 +109,7 @@ pub struct RingBuilder {
     backend: BackendChoice,
     sqpoll: bool,
     idle: Duration,
+    wait_spin: Duration,
 }
 
 impl Default for RingBuilder {
@@ -120,6 +121,7 @@ impl Default for RingBuilder {
             backend: BackendChoice::Auto,
             sqpoll: true,
             idle: Duration::from_millis(10),
+            wait_spin: Duration::from_micros(100),
         }
     }
 }
@@ -159,6 +161,13 @@ impl RingBuilder {
     /// How long the poller spins without work before it sleeps. Default 10 ms.
     pub fn idle(mut self, idle: Duration) -> Self {
         self.idle = idle;
+        self
+    }
+
+    /// How long [`CompletionQueue::wait`] spins and yields before it blocks. Default
+    /// 100 µs; zero blocks at once, which saves CPU and costs latency and throughput.
+    pub fn wait_spin(mut self, spin: Duration) -> Self {
+        self.wait_spin = spin;
         self
     }
 
@@ -228,6 +237,7 @@ impl RingBuilder {
                     arena,
                     &params,
                     Backend::Local(Local::new(self.idle)),
+                    self.wait_spin,
                 ));
                 Local::start(&inner)?;
                 inner
@@ -239,6 +249,7 @@ impl RingBuilder {
                     SharedMemory::new(arena),
                     &params,
                     Backend::Kernel(kernel),
+                    self.wait_spin,
                 ))
             }
         };
@@ -270,14 +281,23 @@ pub(crate) struct Inner {
     /// User-facing handles alive; the last one to go shuts the ring down.
     users: AtomicUsize,
     shut_down: Mutex<bool>,
+    /// How long a completion waiter spins before it blocks.
+    pub(crate) wait_spin: Duration,
 }
 
 impl Inner {
-    fn new(region: RingRegion, arena: SharedMemory, params: &Params, backend: Backend) -> Self {
+    fn new(
+        region: RingRegion,
+        arena: SharedMemory,
+        params: &Params,
+        backend: Backend,
+        wait_spin: Duration,
+    ) -> Self {
         Inner {
             region,
             arena,
             backend,
+            wait_spin,
             gate: Gate::new(),
             limits: Mutex::new(Limits::new(params.arena_size)),
             limits_gen: AtomicU64::new(0),

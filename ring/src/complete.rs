@@ -149,7 +149,8 @@ impl CompletionQueue {
         // makes the poller pay a futex wake-up on every pass, which costs more than the
         // passes themselves.
         let backoff = Backoff::new();
-        let spin_until = std::time::Instant::now() + inner.wait_spin;
+        let spin_until =
+            std::time::Instant::now() + timeout.map_or(inner.wait_spin, |t| t.min(inner.wait_spin));
         let mut looks = 0u32;
         loop {
             if self.len() >= min {

@@ -23,8 +23,16 @@ struct Kick {
     cond: Condvar,
 }
 
-impl Kick {
-    fn sleep(&self) {
+/// How the consumer sleeps and how a producer wakes it.
+trait Sleep: Send + Sync + 'static {
+    /// Sleeps; `ready` is the consumer's re-check, for sleeps that make one.
+    fn sleep(&self, ready: &dyn Fn() -> bool);
+    /// Wakes a sleeping consumer.
+    fn kick(&self);
+}
+
+impl Sleep for Kick {
+    fn sleep(&self, _ready: &dyn Fn() -> bool) {
         let mut kicked = self.kicked.lock().unwrap();
         while !*kicked {
             kicked = self.cond.wait(kicked).unwrap();
@@ -38,58 +46,32 @@ impl Kick {
     }
 }
 
-/// The handshake with a sleep that only a kick ends.
-#[test]
-fn need_wakeup_kick() {
-    model(|| {
-        let rings = Arc::new(HeapRings::new(2, 1));
-        let kick = Arc::new(Kick::default());
-        let producer = {
-            let (rings, kick) = (Arc::clone(&rings), Arc::clone(&kick));
-            thread::spawn(move || {
-                let sq = rings.sq();
-                for i in 0..N {
-                    submit(&sq, &entry(0, i));
-                    if sq.after_publish() {
-                        kick.kick();
-                    }
-                }
-            })
-        };
-        let sq = rings.sq();
-        let mut consumer = SqConsumer::new(sq);
-        let mut i = 0;
-        while i < N {
-            if let Some(sqe) = consumer.take() {
-                assert_eq!(check_entry(&sqe), (0, i));
-                i += 1;
-                continue;
-            }
-            let head = consumer.head;
-            if sq.prepare_sleep(|| sq.is_published(head)) {
-                kick.sleep();
-                sq.clear_wakeup();
-            }
-        }
-        producer.join().unwrap();
-    });
+/// The local backend's sleep: the poller waits on an [`Event`] with the same re-check; the
+/// producer's kick is `Event::notify`.
+impl Sleep for Event {
+    fn sleep(&self, ready: &dyn Fn() -> bool) {
+        self.wait(ready, None);
+    }
+
+    fn kick(&self) {
+        self.notify();
+    }
 }
 
-/// The handshake as the local backend runs it: the poller sleeps on an [`Event`] with the
-/// same re-check, the producer's kick is `Event::notify`.
-#[test]
-fn need_wakeup_event() {
-    model(|| {
+/// One producer publishes `N` entries and kicks when `after_publish` says so; the consumer
+/// takes them, and when it finds nothing it runs `prepare_sleep` and sleeps.
+fn handshake<S: Sleep>(sleeper: fn() -> S) {
+    model(move || {
         let rings = Arc::new(HeapRings::new(2, 1));
-        let event = Arc::new(Event::new());
+        let sleeper = Arc::new(sleeper());
         let producer = {
-            let (rings, event) = (Arc::clone(&rings), Arc::clone(&event));
+            let (rings, sleeper) = (Arc::clone(&rings), Arc::clone(&sleeper));
             thread::spawn(move || {
                 let sq = rings.sq();
                 for i in 0..N {
                     submit(&sq, &entry(0, i));
                     if sq.after_publish() {
-                        event.notify();
+                        sleeper.kick();
                     }
                 }
             })
@@ -106,10 +88,22 @@ fn need_wakeup_event() {
             let head = consumer.head;
             let ready = || sq.is_published(head);
             if sq.prepare_sleep(ready) {
-                event.wait(ready, None);
+                sleeper.sleep(&ready);
                 sq.clear_wakeup();
             }
         }
         producer.join().unwrap();
     });
+}
+
+/// The handshake with a sleep that only a kick ends.
+#[test]
+fn need_wakeup_kick() {
+    handshake(Kick::default);
+}
+
+/// The handshake as the local backend runs it.
+#[test]
+fn need_wakeup_event() {
+    handshake(Event::new);
 }

@@ -75,13 +75,7 @@ impl fmt::Debug for CompletionQueue {
 
 impl CompletionQueue {
     pub(crate) fn new(handle: Handle) -> Self {
-        // Relaxed: the consumer is the only writer of the CQ head.
-        let head = handle
-            .inner()
-            .region
-            .cq()
-            .head
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let head = handle.inner().region.cq().consumer_head();
         CompletionQueue { handle, head }
     }
 
@@ -132,9 +126,9 @@ impl CompletionQueue {
         let inner = self.handle.inner();
         let sq = inner.region.sq();
         inner.region.cq().release(self.head);
-        // Relaxed: a consumer asleep because the CQ was full is worth a kick; the full
-        // handshake is in `wait`, so a miss here only delays it until then.
-        if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
+        // A consumer asleep because the CQ was full is worth a kick; the full handshake is
+        // in `wait`, so a miss here only delays it until then.
+        if sq.needs_wakeup() {
             inner.kick();
         }
     }
@@ -174,9 +168,7 @@ impl CompletionQueue {
                 // seen; wait again until there is enough, the ring stops, or time is up.
                 while self.len() < min && !local.stopped() {
                     // The poller may sleep on a full CQ we have since drained.
-                    if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP
-                        != 0
-                    {
+                    if sq.needs_wakeup() {
                         inner.kick();
                     }
                     let left = match deadline {
@@ -193,7 +185,7 @@ impl CompletionQueue {
             }
             Backend::Kernel(kernel) => loop {
                 let mut flags = abi::ENTER_GETEVENTS;
-                if sq.flags.load(std::sync::atomic::Ordering::Relaxed) & abi::SQ_NEED_WAKEUP != 0 {
+                if sq.needs_wakeup() {
                     flags |= abi::ENTER_SQ_WAKEUP;
                 }
                 let to_submit = if kernel.sqpoll() { 0 } else { sq.entries() };

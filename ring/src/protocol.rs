@@ -231,6 +231,29 @@ impl<'a> SqView<'a> {
         self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
 
+    /// Whether the consumer sleeps (NEED_WAKEUP), without the handshake's fence: a hint for
+    /// paths whose miss only delays a kick until the next full handshake.
+    #[inline]
+    pub fn needs_wakeup(&self) -> bool {
+        // Relaxed: a hint; `after_publish` and the waiters' blocking paths decide.
+        self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
+    }
+
+    /// Producer taking over the tail alone (a single-producer handle): the next position
+    /// to reserve, and the consumer's head to start its cache from.
+    pub fn positions(&self) -> (u32, u32) {
+        // Relaxed: no other producer writes the tail from now on. Acquire pairs with the
+        // consumer's release of `head` in `release`.
+        (self.tail.load(Ordering::Relaxed), self.consumed())
+    }
+
+    /// The position the consumer has released up to.
+    #[inline]
+    pub fn consumed(&self) -> u32 {
+        // Acquire pairs with the consumer's release of `head` in `release`.
+        self.head.load(Ordering::Acquire)
+    }
+
     /// Consumer: whether position `head` is published.
     #[inline]
     pub fn is_published(&self, head: u32) -> bool {
@@ -363,6 +386,12 @@ impl<'a> CqView<'a> {
             // kernel wrote it and will not touch it until we release it.
             unsafe { ptr::read(slot) }
         })
+    }
+
+    /// Consumer: its own head, to start from.
+    pub fn consumer_head(&self) -> u32 {
+        // Relaxed: only the consumer writes it.
+        self.head.load(Ordering::Relaxed)
     }
 
     /// Consumer: hands every slot before `head` back to the kernel.

@@ -356,12 +356,11 @@ impl Inner {
                 // to reach the final tail so the completions of everything admitted arrive.
                 let sq = self.region.sq();
                 for _ in 0..1000 {
-                    // Acquire pairs with the kernel's release of the SQ head.
-                    if sq.head.load(std::sync::atomic::Ordering::Acquire) == final_tail {
+                    if sq.consumed() == final_tail {
                         break;
                     }
                     if !kernel.sqpoll() {
-                        let _ = kernel.enter(self.region.sq().entries(), 0, 0, None);
+                        let _ = kernel.enter(sq.entries(), 0, 0, None);
                     } else {
                         kernel.wake();
                     }

@@ -249,11 +249,7 @@ impl fmt::Debug for SingleSubmitter {
 impl SingleSubmitter {
     pub(crate) fn new(handle: Handle, validator: Box<dyn Validator>) -> Self {
         let policy = Policy::new(&handle, validator);
-        let sq = handle.inner().region.sq();
-        // Relaxed/acquire: the single producer is the only writer of the tail from now on;
-        // acquire on the head pairs with the consumer's release.
-        let tail = sq.tail.load(std::sync::atomic::Ordering::Relaxed);
-        let cached_head = sq.head.load(std::sync::atomic::Ordering::Acquire);
+        let (tail, cached_head) = handle.inner().region.sq().positions();
         SingleSubmitter {
             handle,
             policy,

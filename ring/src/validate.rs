@@ -156,9 +156,7 @@ pub struct BoundsValidator;
 
 impl Validator for BoundsValidator {
     fn validate(&mut self, sqe: &Sqe, limits: &Limits) -> Result<(), Rejection> {
-        check_entry(sqe, limits.arena_size, |id| limits.object_size(id))
-            .map(|_| ())
-            .map_err(Rejection::from)
+        check_entry(sqe, limits.arena_size, |id| limits.object_size(id)).map_err(Rejection::from)
     }
 
     fn clone_box(&self) -> Box<dyn Validator> {
@@ -217,21 +215,13 @@ impl fmt::Display for Fault {
     }
 }
 
-/// An entry that passed [`check_entry`]: which object it addresses and its size, so the
-/// consumer does not look the object up twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Checked {
-    /// Size of the addressed object (0 for NOP).
-    pub object_size: u64,
-}
-
 /// The consumer's validation of its private copy of an entry: the table in `docs/ABI.md`,
 /// in its order. `object_size` answers the size of an attached object.
 pub fn check_entry(
     sqe: &Sqe,
     arena_size: u64,
     object_size: impl FnOnce(u32) -> Option<u64>,
-) -> Result<Checked, Fault> {
+) -> Result<(), Fault> {
     if sqe.opcode >= opcode::COUNT || sqe.flags != 0 {
         return Err(Fault::Opcode);
     }
@@ -257,7 +247,7 @@ pub fn check_entry(
         return Err(Fault::Reserved);
     }
     if sqe.opcode == opcode::NOP {
-        return Ok(Checked { object_size: 0 });
+        return Ok(());
     }
     let size = object_size(sqe.obj_id).ok_or(Fault::Object)?;
     match sqe.opcode {
@@ -281,5 +271,5 @@ pub fn check_entry(
             }
         }
     }
-    Ok(Checked { object_size: size })
+    Ok(())
 }

@@ -180,6 +180,14 @@ echo "VMTEST kernel $(uname -r)"
 R=/tmp/results
 : > $R
 mark() { echo "TEST $*" | tee -a $R; }
+# Let the kernel's random generator finish seeding now, while nothing else runs: reading
+# /dev/random blocks until it has. Seeding flips a static key, which patches kernel text;
+# under multi-threaded TCG another vCPU running the patched function at that moment can
+# execute a stale copy holding the patch's int3 and oops. Without this it happened during
+# the tests, about 20 s in, when the first getrandom() call forced the seeding.
+t0=$(cut -d' ' -f1 /proc/uptime)
+head -c 1 /dev/random > /dev/null
+echo "VMTEST random generator ready at ${t0}s..$(cut -d' ' -f1 /proc/uptime)s"
 run() {	# run NAME SECONDS CMD...: the program prints its own markers
 	name=$1; secs=$2; shift 2
 	timeout "$secs" "$@" > /tmp/out 2>&1

@@ -25,7 +25,11 @@ pub struct ObjectLimit {
 }
 
 /// What a producer-side validator knows of its ring: the arena and the attached objects.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// Two `Limits` are equal when they describe the same arena and the same objects in the same
+/// order; the unused tail of `objects` does not take part (so comparing costs what is in use,
+/// which validators that cache per-limits state do on every entry).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Limits {
     /// Data arena size in bytes.
     pub arena_size: u64,
@@ -45,9 +49,10 @@ impl Limits {
         }
     }
 
-    /// The attached objects.
+    /// The attached objects (at most [`MAX_LIMIT_OBJECTS`], whatever `nobjects` says).
+    #[inline]
     pub fn objects(&self) -> &[ObjectLimit] {
-        &self.objects[..self.nobjects as usize]
+        &self.objects[..(self.nobjects as usize).min(MAX_LIMIT_OBJECTS)]
     }
 
     /// Size of object `id`, if attached.
@@ -78,6 +83,15 @@ impl Limits {
         }
     }
 }
+
+impl PartialEq for Limits {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.arena_size == other.arena_size && self.objects() == other.objects()
+    }
+}
+
+impl Eq for Limits {}
 
 /// Why a producer-side validator refused an entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,4 +286,41 @@ pub fn check_entry(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_compare_what_is_in_use() {
+        let mut a = Limits::new(4096);
+        assert!(a.push(ObjectLimit { id: 1, size: 64 }));
+        assert!(a.push(ObjectLimit { id: 2, size: 128 }));
+        let mut b = a;
+        b.remove(2);
+        assert_ne!(a, b);
+        // A stale entry past `nobjects` does not make two equal tables differ.
+        let mut c = b;
+        c.objects[1] = ObjectLimit { id: 9, size: 9 };
+        assert_eq!(b, c);
+        assert_eq!(c.objects(), &[ObjectLimit { id: 1, size: 64 }]);
+        // Order, sizes and the arena all count.
+        let mut d = a;
+        d.objects.swap(0, 1);
+        assert_ne!(a, d);
+        let mut e = a;
+        e.objects[0].size = 65;
+        assert_ne!(a, e);
+        assert_ne!(
+            a,
+            Limits {
+                arena_size: 8192,
+                ..a
+            }
+        );
+        // A corrupt count is clamped, not a panic.
+        let f = Limits { nobjects: 99, ..a };
+        assert_eq!(f.objects().len(), MAX_LIMIT_OBJECTS);
+    }
 }

@@ -129,6 +129,13 @@ fn benches(c: &mut Criterion) {
     g.bench_function("jit_run_only", |b| {
         b.iter(|| prog.run_with(Engine::Jit, black_box(&mut ctx.0)))
     });
+    // rbpf's fixed cost per call: a program that only returns 0.
+    let empty = Stage::from_asm("empty", "mov r0, 0\nexit", Engine::Jit).unwrap();
+    let empty = empty.program().clone();
+    assert_eq!(empty.engine(), Engine::Jit);
+    g.bench_function("jit_empty_program", |b| {
+        b.iter(|| empty.run_with(Engine::Jit, black_box(&mut ctx.0)))
+    });
     g.bench_function("interpreter_run_only", |b| {
         b.iter(|| prog.run_with(Engine::Interpreter, black_box(&mut ctx.0)))
     });

@@ -229,6 +229,7 @@ impl ContextBuf {
     }
 
     /// Sets the `allowed_opcodes` word.
+    #[inline]
     pub fn set_allowed_opcodes(&mut self, mask: u64) {
         self.put(off::ALLOWED_OPCODES, &mask.to_ne_bytes());
     }
@@ -269,6 +270,7 @@ impl ContextBuf {
         }
     }
 
+    #[inline]
     fn write_sqe(&mut self, s: &Sqe) {
         self.0[off::OPCODE] = s.opcode;
         self.0[off::FLAGS] = s.flags;

@@ -3,8 +3,6 @@
 
 use std::{fmt, io, time::Duration};
 
-use crossbeam_utils::Backoff;
-
 use crate::{
     abi::{self, Cqe},
     ring::{Backend, Error},
@@ -134,30 +132,37 @@ impl CompletionQueue {
     }
 
     /// Waits until at least `min` completions are ready (at most the ring size) or
-    /// `timeout` passes: spins briefly, backs off, then blocks (an event on the local
-    /// backend, the ENTER ioctl on the kernel's). Returns how many are ready.
+    /// `timeout` passes: spins for up to the ring's `wait_spin` (yielding now and then),
+    /// then blocks (an event on the local backend, the ENTER ioctl on the kernel's).
+    /// Returns how many are ready.
     pub fn wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<usize, Error> {
         let inner = self.handle.inner();
         let min = min.min(inner.region.cq().entries() as usize);
-        // Spin, then yield, for up to `wait_spin` before blocking: a consumer that blocks
-        // makes the poller pay a futex wake-up on every pass, which costs more than the
-        // passes themselves.
-        let backoff = Backoff::new();
-        let spin_until =
-            std::time::Instant::now() + timeout.map_or(inner.wait_spin, |t| t.min(inner.wait_spin));
-        let mut looks = 0u32;
-        loop {
-            if self.len() >= min {
-                return Ok(self.len());
-            }
-            if backoff.is_completed() {
-                looks += 1;
-                if looks % 16 == 0 && std::time::Instant::now() >= spin_until {
-                    break;
+        // Spin for up to `wait_spin` before blocking: a consumer that blocks makes the
+        // poller pay a futex wake-up on every pass, which costs more than the passes
+        // themselves. The clock is read every `CLOCK_EVERY` looks, and the core is yielded
+        // every `YIELD_EVERY`, so a poller that shares this core still runs, while one on
+        // its own core is not slowed by a system call per look.
+        const CLOCK_EVERY: u32 = 64;
+        const YIELD_EVERY: u32 = 16 * CLOCK_EVERY;
+        let spin = timeout.map_or(inner.wait_spin, |t| t.min(inner.wait_spin));
+        if !spin.is_zero() {
+            let spin_until = std::time::Instant::now() + spin;
+            let mut looks = 0u32;
+            loop {
+                if self.len() >= min {
+                    return Ok(self.len());
                 }
-                std::thread::yield_now();
-            } else {
-                backoff.snooze();
+                looks = looks.wrapping_add(1);
+                if looks % CLOCK_EVERY == 0 {
+                    if std::time::Instant::now() >= spin_until {
+                        break;
+                    }
+                    if looks % YIELD_EVERY == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                crate::sync::spin_loop();
             }
         }
         let sq = inner.region.sq();

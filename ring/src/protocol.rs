@@ -27,6 +27,10 @@ macro_rules! ordering {
 
 /// Bytes of an entry before its publication word.
 const SQE_BODY: usize = core::mem::offset_of!(Sqe, seq);
+const _: () = assert!(
+    SQE_BODY > 56 && SQE_BODY <= 64,
+    "`peek` copies 48 + 8 + the rest"
+);
 
 /// One submission slot as it lies in the ring region: 60 bytes of entry, then `seq`.
 /// Aligned to its size so a slot in heap memory never straddles two cache lines, as it
@@ -273,10 +277,17 @@ impl<'a> SqView<'a> {
         }
         let mut out = MaybeUninit::<Sqe>::zeroed();
         self.slot(head).body.with(|body| {
+            // Copied in pieces that do not overlap: one 60-byte copy is lowered to four
+            // overlapping 16-byte moves, and a later load of a field in the overlap (`val`)
+            // cannot be forwarded from the store buffer and waits for both stores.
             // SAFETY: the slot is published (acquire above) and not released yet, so its
-            // producer is done with it; `out` has room for SQE_BODY bytes.
+            // producer is done with it; `out` has room for SQE_BODY bytes, and
+            // 48 + 8 + (SQE_BODY - 56) = SQE_BODY.
             unsafe {
-                ptr::copy_nonoverlapping(body.cast::<u8>(), out.as_mut_ptr().cast::<u8>(), SQE_BODY)
+                let (src, dst) = (body.cast::<u8>(), out.as_mut_ptr().cast::<u8>());
+                ptr::copy_nonoverlapping(src, dst, 48);
+                ptr::copy_nonoverlapping(src.add(48), dst.add(48), 8);
+                ptr::copy_nonoverlapping(src.add(56), dst.add(56), SQE_BODY - 56);
             }
         });
         // SAFETY: zeroed, then its first SQE_BODY bytes copied: every byte is initialized and

@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let table = ring.create_object(4096)?;
     let mut completions = ring.completions()?;
     let guard = Guard::new([Stage::bounds(Engine::Jit), Stage::read_only(Engine::Jit)]);
+    // The guard moves into the handle; its stats stay readable here.
+    let stats = guard.stats();
     let mut reader = ring.submitter_with(guard);
 
     reader.submit(op::Load64::new(table, 0).user_data(1).build())?;
@@ -23,5 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c = completions.pop().expect("one completion");
     println!("LOAD64 -> {} (result {})", c.value(), c.result());
     assert_eq!(ring.stats().submitted, 1, "the refused store took no slot");
+    let totals = stats.totals();
+    println!(
+        "guard: {} accepted, {} refused",
+        totals.accepted(),
+        totals.rejected_total()
+    );
+    assert_eq!((totals.accepted(), totals.rejected_total()), (1, 1));
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::{
     builtin::{self, code},
     context::{ContextBuf, ALL_OPCODES},
     source::{self, SourceError},
+    stats::{GuardStats, StatsSlot},
     verifier::Policy,
     vm::{Engine, Helper, LoadError, Program},
 };
@@ -156,7 +157,7 @@ impl Stage {
 /// Accept and reject counts of one guard (one producer handle's copy).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuardCounters {
-    accepted: u64,
+    pub(crate) accepted: u64,
     by_code: BTreeMap<u64, u64>,
     by_stage: Vec<u64>,
 }
@@ -186,6 +187,33 @@ impl GuardCounters {
     pub fn by_stage(&self) -> &[u64] {
         &self.by_stage
     }
+
+    pub(crate) fn for_stages(stages: usize) -> Self {
+        GuardCounters {
+            by_stage: vec![0; stages],
+            ..GuardCounters::default()
+        }
+    }
+
+    pub(crate) fn count_rejection(&mut self, stage: usize, code: u64) {
+        *self.by_code.entry(code).or_insert(0) += 1;
+        if let Some(n) = self.by_stage.get_mut(stage) {
+            *n += 1;
+        }
+    }
+
+    pub(crate) fn add(&mut self, other: &GuardCounters) {
+        self.accepted += other.accepted;
+        for (code, n) in other.by_code() {
+            *self.by_code.entry(code).or_insert(0) += n;
+        }
+        if self.by_stage.len() < other.by_stage.len() {
+            self.by_stage.resize(other.by_stage.len(), 0);
+        }
+        for (total, n) in self.by_stage.iter_mut().zip(&other.by_stage) {
+            *total += n;
+        }
+    }
 }
 
 /// Where a chain stopped.
@@ -205,9 +233,9 @@ pub enum Verdict {
 /// A chain of guard stages run on each descriptor in order; the first non-zero return
 /// rejects. Implements [`Validator`], so a producer handle can own one.
 ///
-/// Each handle owns its copy: [`Validator::clone_box`] rebuilds every stage's VM over its own
-/// copy of the bytecode (and JIT-compiles it again), and starts with fresh counters.
-#[derive(Clone)]
+/// Each handle owns its copy: a clone ([`Validator::clone_box`] too) rebuilds every stage's
+/// VM over its own copy of the bytecode (and JIT-compiles it again) and starts with fresh
+/// [`counters`](Guard::counters); [`stats`](Guard::stats) adds up every copy.
 pub struct Guard {
     stages: Vec<Stage>,
     ctx: ContextBuf,
@@ -215,7 +243,21 @@ pub struct Guard {
     /// change (they rarely do: objects attach and detach, the arena is fixed).
     ctx_limits: Option<Limits>,
     counters: GuardCounters,
+    stats: StatsSlot,
     name: String,
+}
+
+impl Clone for Guard {
+    fn clone(&self) -> Self {
+        Guard {
+            stages: self.stages.clone(),
+            ctx: ContextBuf::default(),
+            ctx_limits: None,
+            counters: GuardCounters::for_stages(self.stages.len()),
+            stats: self.stats.another(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Guard {
@@ -240,15 +282,12 @@ impl Guard {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let counters = GuardCounters {
-            by_stage: vec![0; stages.len()],
-            ..GuardCounters::default()
-        };
         Guard {
+            counters: GuardCounters::for_stages(stages.len()),
+            stats: StatsSlot::new_board(stages.len()),
             stages,
             ctx: ContextBuf::default(),
             ctx_limits: None,
-            counters,
             name,
         }
     }
@@ -261,6 +300,12 @@ impl Guard {
     /// This copy's counters.
     pub fn counters(&self) -> &GuardCounters {
         &self.counters
+    }
+
+    /// The totals of this guard and of every copy made from it, live or dropped. Take it
+    /// before handing the guard to a producer handle, which keeps the guard out of reach.
+    pub fn stats(&self) -> GuardStats {
+        self.stats.stats()
     }
 
     /// Runs the chain on `sqe` without touching the counters.
@@ -303,25 +348,19 @@ impl Validator for Guard {
         match self.evaluate(sqe, limits) {
             Verdict::Accept => {
                 self.counters.accepted += 1;
+                self.stats.accept();
                 Ok(())
             }
             Verdict::Reject { stage, code } => {
-                *self.counters.by_code.entry(code).or_insert(0) += 1;
-                if let Some(n) = self.counters.by_stage.get_mut(stage) {
-                    *n += 1;
-                }
+                self.counters.count_rejection(stage, code);
+                self.stats.reject(stage, code);
                 Err(self.rejection(stage, code))
             }
         }
     }
 
     fn clone_box(&self) -> Box<dyn Validator> {
-        let mut copy = self.clone();
-        copy.counters = GuardCounters {
-            by_stage: vec![0; copy.stages.len()],
-            ..GuardCounters::default()
-        };
-        Box::new(copy)
+        Box::new(self.clone())
     }
 
     fn name(&self) -> &str {

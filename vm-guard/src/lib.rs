@@ -37,9 +37,11 @@ pub mod builtin;
 pub mod context;
 pub mod guard;
 pub mod source;
+pub mod stats;
 pub mod verifier;
 pub mod vm;
 
 pub use guard::{Guard, GuardCounters, GuardError, Stage, Verdict};
+pub use stats::GuardStats;
 pub use verifier::{verify, Policy, Rule, VerifierLog, VerifyError};
 pub use vm::{Engine, Program};

@@ -116,27 +116,12 @@ pub fn batch_entries(op: RingOp, obj: ObjectId, batch: u32) -> Vec<Sqe> {
     (0..u64::from(batch)).map(|i| op.entry(obj, i)).collect()
 }
 
-/// Spurious early returns of `CompletionQueue::wait(min, None)` seen by the ring cases (it
-/// returns `Err(TimedOut)` with no timeout when a notification for completions already
-/// drained wakes it; see the README). Counted and retried.
-static SPURIOUS_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Spurious `wait` returns seen so far in this process.
-pub fn spurious_wakeups() -> u64 {
-    SPURIOUS_WAKEUPS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Waits until `min` completions are ready, retrying `wait`'s spurious `TimedOut`.
+/// Waits until `min` completions are ready. With no timeout, `wait` returns early only if the
+/// ring closed, which no case does while it runs.
 #[inline]
 pub fn wait_for(cq: &mut CompletionQueue, min: usize) {
-    loop {
-        match cq.wait(min, None) {
-            Ok(_) => return,
-            Err(sbpf_ring::Error::TimedOut) => {
-                SPURIOUS_WAKEUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(e) => panic!("wait: {e}"),
-        }
+    if let Err(e) = cq.wait(min, None) {
+        panic!("wait: {e}");
     }
 }
 
@@ -241,7 +226,6 @@ pub fn ring_case_with(
     let mut warm = Deadline::after(budget.warmup);
     pipelined(&mut sub, &mut cq, &entries, depth, |_| !warm.passed());
 
-    let spurious_before = spurious_wakeups();
     let mut deadline = Deadline::after(budget.measure);
     let start = Instant::now();
     let (done, mut failed) = pipelined(&mut sub, &mut cq, &entries, depth, |_| !deadline.passed());
@@ -260,10 +244,6 @@ pub fn ring_case_with(
         "local backend, poller on the other core, validator {vname}; throughput pipelined \
          (<= {depth} in flight); latency = batch round trip (submit {batch}, wait all, drain)"
     );
-    let spurious = spurious_wakeups() - spurious_before;
-    if spurious > 0 {
-        note.push_str(&format!("; {spurious} spurious wait() returns retried"));
-    }
     if failed > 0 {
         note.push_str(&format!("; {failed} FAILED completions"));
     }

@@ -95,6 +95,19 @@ impl Budget {
         spsc_elements: 20_000_000,
     };
 
+    /// This budget shared out over `rounds` runs of a case: each measures, samples and
+    /// transfers `1/rounds` as much (the warm-up stays whole: every run starts cold).
+    pub fn divided(self, rounds: u32) -> Budget {
+        let n = rounds.max(1);
+        Budget {
+            warmup: self.warmup,
+            measure: self.measure / n,
+            latency_samples: (self.latency_samples / n as usize).max(1),
+            latency_time: self.latency_time / n,
+            spsc_elements: (self.spsc_elements / u64::from(n)).max(1),
+        }
+    }
+
     /// A tiny budget for tests of the harness itself.
     pub const SMOKE: Budget = Budget {
         warmup: Duration::from_millis(5),

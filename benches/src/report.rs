@@ -47,6 +47,10 @@ pub struct Options {
     pub kmod_results: Option<PathBuf>,
     /// Print each case's name to stderr as it starts.
     pub progress: bool,
+    /// How many times every case runs, round-robin over the whole list, each time with
+    /// `budget` divided by this; a case reports its median round. Spreading a case over
+    /// the run keeps one slow minute of a shared machine from deciding its number.
+    pub rounds: u32,
 }
 
 impl Options {
@@ -58,6 +62,7 @@ impl Options {
             validators: Vec::new(),
             kmod_results: std::env::var_os(kmod::RESULTS_ENV).map(PathBuf::from),
             progress: false,
+            rounds: if quick { 1 } else { 3 },
         }
     }
 }
@@ -86,13 +91,15 @@ pub struct Report {
     pub date: String,
     /// Budget used: `quick` or `full`.
     pub budget: String,
+    /// Rounds each case ran; its row is the median round.
+    pub rounds: u32,
     /// Every case, in run order.
     pub cases: Vec<CaseResult>,
     /// Each case against its baseline.
     pub ratios: Vec<Ratio>,
 }
 
-type Runner = Box<dyn FnOnce(&Budget) -> CaseResult>;
+type Runner = Box<dyn Fn(&Budget) -> CaseResult>;
 
 /// Every case, named, in run order.
 fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
@@ -150,20 +157,27 @@ pub fn case_names(opts: &mut Options) -> Vec<String> {
     names
 }
 
-/// Runs every case that passes the filter, in one process, and compares them.
+/// Runs every case that passes the filter, in one process, `opts.rounds` times
+/// round-robin, and compares them.
 pub fn run_all(mut opts: Options) -> Report {
     let filter = opts.filter.clone();
     let keep = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let mut results = Vec::new();
-    for (name, run) in cases(&mut opts) {
-        if !keep(&name) {
-            continue;
+    let runners: Vec<(String, Runner)> = cases(&mut opts)
+        .into_iter()
+        .filter(|(name, _)| keep(name))
+        .collect();
+    let rounds = opts.rounds.max(1);
+    let budget = opts.budget.divided(rounds);
+    let mut per_case: Vec<Vec<CaseResult>> = runners.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for ((name, run), results) in runners.iter().zip(&mut per_case) {
+            if opts.progress {
+                eprintln!("round {round}/{rounds}: {name}");
+            }
+            results.push(run(&budget));
         }
-        if opts.progress {
-            eprintln!("running {name}");
-        }
-        results.push(run(&opts.budget));
     }
+    let mut results: Vec<CaseResult> = per_case.into_iter().filter_map(median_round).collect();
     results.extend(
         kmod::rows(opts.kmod_results.as_deref())
             .into_iter()
@@ -178,9 +192,36 @@ pub fn run_all(mut opts: Options) -> Report {
         } else {
             "full".into()
         },
+        rounds,
         cases: results,
         ratios,
     }
+}
+
+/// The round with the median throughput (the lower middle of an even count), its note
+/// extended with every round's throughput in run order.
+pub fn median_round(mut rounds: Vec<CaseResult>) -> Option<CaseResult> {
+    if rounds.len() <= 1 {
+        return rounds.pop();
+    }
+    let all: Vec<String> = rounds.iter().map(|c| si(c.ops_per_sec)).collect();
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| rounds[a].ops_per_sec.total_cmp(&rounds[b].ops_per_sec));
+    let mid = order[(order.len() - 1) / 2];
+    let failed = rounds.iter().any(|c| c.note.contains("FAILED"));
+    let mut median = rounds.swap_remove(mid);
+    let _ = write!(
+        median.note,
+        "; median of {} rounds ({}/s)",
+        all.len(),
+        all.join(", ")
+    );
+    if failed && !median.note.contains("FAILED") {
+        median
+            .note
+            .push_str("; FAILED completions in another round");
+    }
+    Some(median)
 }
 
 /// The pairs compared, with their targets: (case, baseline, target).
@@ -326,8 +367,12 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "machine: {}\ndate: {} ({} budget)\n",
-            self.machine, self.date, self.budget
+            "machine: {}\ndate: {} ({} budget, median of {} round{} per case)\n",
+            self.machine,
+            self.date,
+            self.budget,
+            self.rounds,
+            if self.rounds == 1 { "" } else { "s" }
         );
         let _ = writeln!(
             s,

@@ -54,3 +54,72 @@ fn every_family_measures_and_pairs() {
         .expect("kmod row");
     assert!(!kmod.measured() && kmod.note.contains("emulated"));
 }
+
+fn case(ops: f64, p50: u64, note: &str) -> sbpf_benches::CaseResult {
+    sbpf_benches::CaseResult {
+        name: "c".into(),
+        ops_per_sec: ops,
+        p50_ns: p50,
+        p99_ns: p50 * 2,
+        batch: 1,
+        note: note.into(),
+        samples: Vec::new(),
+    }
+}
+
+#[test]
+fn a_case_reports_its_median_round() {
+    use sbpf_benches::report::median_round;
+    let m = median_round(vec![
+        case(3e6, 30, "x"),
+        case(1e6, 10, "x"),
+        case(2e6, 20, "x"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (m.ops_per_sec, m.p50_ns),
+        (2e6, 20),
+        "the whole median round"
+    );
+    assert!(
+        m.note
+            .ends_with("median of 3 rounds (3.00 M, 1.00 M, 2.00 M/s)"),
+        "{}",
+        m.note
+    );
+    // A failure in any round stays visible.
+    let m = median_round(vec![
+        case(1e6, 10, "x"),
+        case(2e6, 20, "x; 3 FAILED completions"),
+        case(5e5, 5, "x"),
+    ])
+    .unwrap();
+    assert_eq!(m.ops_per_sec, 1e6);
+    assert!(m.note.contains("FAILED"), "{}", m.note);
+    // An even count takes the lower middle; one round is reported as it is.
+    assert_eq!(
+        median_round(vec![case(4.0, 1, ""), case(1.0, 1, "")])
+            .unwrap()
+            .ops_per_sec,
+        1.0
+    );
+    assert_eq!(median_round(vec![case(7.0, 1, "y")]).unwrap().note, "y");
+    assert!(median_round(Vec::new()).is_none());
+}
+
+#[test]
+fn rounds_run_round_robin() {
+    let mut opts = Options::new(true);
+    opts.budget = Budget::SMOKE;
+    opts.filter = Some("ring/nop/b8".into());
+    opts.kmod_results = None;
+    opts.rounds = 2;
+    let report = run_all(opts);
+    assert_eq!(report.rounds, 2);
+    let c = &report.cases[0];
+    assert_eq!(c.name, "ring/nop/b8");
+    assert!(
+        c.measured() && c.note.contains("median of 2 rounds"),
+        "{c:?}"
+    );
+}

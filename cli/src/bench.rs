@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Run only the cases whose name contains SUBSTR.
     #[arg(long, value_name = "SUBSTR")]
     pub filter: Option<String>,
+    /// Run every case N times, round-robin, sharing its time out; each case reports its
+    /// median round (default: 3, or 1 with --quick).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub rounds: Option<u32>,
 }
 
 /// Runs the benchmarks and reports; fails if a case produced failed completions or the
@@ -33,6 +37,9 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> ExitCode {
     let mut opts = Options::new(args.quick);
     opts.filter = args.filter;
+    if let Some(rounds) = args.rounds {
+        opts.rounds = rounds;
+    }
     if let Some(path) = args.kmod_results {
         opts.kmod_results = Some(path);
     } else if opts.kmod_results.is_none() {

@@ -145,7 +145,15 @@ impl CompletionQueue {
         // its own core is not slowed by a system call per look.
         const CLOCK_EVERY: u32 = 64;
         const YIELD_EVERY: u32 = 16 * CLOCK_EVERY;
-        let spin = timeout.map_or(inner.wait_spin, |t| t.min(inner.wait_spin));
+        let spin = match &inner.backend {
+            // With no poller, entries are consumed only by the ENTER below: nothing to wait
+            // for by spinning.
+            Backend::Kernel(kernel) if !kernel.sqpoll() => Duration::ZERO,
+            _ => timeout.map_or(inner.wait_spin, |t| t.min(inner.wait_spin)),
+        };
+        if self.len() >= min {
+            return Ok(self.len());
+        }
         if !spin.is_zero() {
             let spin_until = std::time::Instant::now() + spin;
             let mut looks = 0u32;

@@ -398,6 +398,33 @@ fn single_submitter_excludes_shared_producers() {
     assert_eq!(*olds.iter().max().unwrap(), 3 * (n - 1));
 }
 
+/// Without a poller (inline ENTER on the kernel backend), entries are consumed only by the
+/// ENTER inside `wait`, so `wait` must enter at once instead of spinning first: with an hour
+/// of spinning allowed, a `wait` that spun would hang here. (On the local backend the poller
+/// always runs, and the completions end the spin.)
+#[test]
+fn wait_without_a_poller_enters_at_once() {
+    let ring = Ring::builder()
+        .sq_entries(16)
+        .arena_size(4096)
+        .sqpoll(false)
+        .wait_spin(Duration::from_secs(3600))
+        .build()
+        .expect("ring setup");
+    let obj = ring.create_object(64).unwrap();
+    let mut s = ring.submitter();
+    let mut cq = ring.completions().unwrap();
+    for round in 0..3u64 {
+        for i in 0..4 {
+            s.submit(op::FetchAdd64::new(obj, 0, 1).user_data(i).build())
+                .unwrap();
+        }
+        assert!(cq.wait(4, None).unwrap() >= 4);
+        let values: Vec<u64> = cq.iter().map(|c| c.value()).collect();
+        assert_eq!(values, (4 * round..4 * round + 4).collect::<Vec<_>>());
+    }
+}
+
 #[test]
 fn shutdown_completes_what_was_published_and_refuses_the_rest() {
     let ring = ring(64, 128, 4096);

@@ -56,6 +56,7 @@ pub fn load(path: &Path) -> io::Result<Vec<CaseResult>> {
             p50_ns: r.p50_ns,
             p99_ns: r.p99_ns,
             samples: Vec::new(),
+            round_ops_per_sec: Vec::new(),
         })
         .collect())
 }

@@ -39,6 +39,10 @@ pub struct CaseResult {
     /// The latency samples, for the distribution plot.
     #[serde(skip)]
     pub samples: Vec<u64>,
+    /// Throughput of every round, in run order, when the case ran in more than one
+    /// ([`report::median_round`]); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_ops_per_sec: Vec<f64>,
 }
 
 impl CaseResult {
@@ -52,6 +56,7 @@ impl CaseResult {
             batch,
             note: format!("not measured: {}", why.into()),
             samples: Vec::new(),
+            round_ops_per_sec: Vec::new(),
         }
     }
 
@@ -200,5 +205,6 @@ pub(crate) fn result(
         batch,
         note,
         samples,
+        round_ops_per_sec: Vec::new(),
     }
 }

@@ -74,8 +74,13 @@ pub struct Ratio {
     pub case: String,
     /// What it is compared with.
     pub baseline: String,
-    /// `case.ops_per_sec / baseline.ops_per_sec`.
+    /// `case.ops_per_sec / baseline.ops_per_sec`; when both ran in the same rounds, the
+    /// median of the per-round ratios instead, so each ratio compares two measurements
+    /// taken minutes, not a whole run, apart.
     pub ratio: f64,
+    /// The ratio in every round, in run order (empty for a single round).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_round: Vec<f64>,
     /// The design target for this ratio, if there is one.
     pub target: Option<f64>,
     /// Whether the target is met.
@@ -168,16 +173,10 @@ pub fn run_all(mut opts: Options) -> Report {
         .collect();
     let rounds = opts.rounds.max(1);
     let budget = opts.budget.divided(rounds);
-    let mut per_case: Vec<Vec<CaseResult>> = runners.iter().map(|_| Vec::new()).collect();
-    for round in 1..=rounds {
-        for ((name, run), results) in runners.iter().zip(&mut per_case) {
-            if opts.progress {
-                eprintln!("round {round}/{rounds}: {name}");
-            }
-            results.push(run(&budget));
-        }
-    }
-    let mut results: Vec<CaseResult> = per_case.into_iter().filter_map(median_round).collect();
+    let mut results: Vec<CaseResult> = run_rounds(&runners, rounds, &budget, opts.progress)
+        .into_iter()
+        .filter_map(median_round)
+        .collect();
     results.extend(
         kmod::rows(opts.kmod_results.as_deref())
             .into_iter()
@@ -198,6 +197,33 @@ pub fn run_all(mut opts: Options) -> Report {
     }
 }
 
+/// Runs every case once per round, round-robin (all cases of round 1, then of round 2, ...),
+/// and returns each case's rounds in run order.
+pub fn run_rounds<F: Fn(&Budget) -> CaseResult>(
+    cases: &[(String, F)],
+    rounds: u32,
+    budget: &Budget,
+    progress: bool,
+) -> Vec<Vec<CaseResult>> {
+    let mut per_case: Vec<Vec<CaseResult>> = cases.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for ((name, run), results) in cases.iter().zip(&mut per_case) {
+            if progress {
+                eprintln!("round {round}/{rounds}: {name}");
+            }
+            results.push(run(budget));
+        }
+    }
+    per_case
+}
+
+/// The lower middle of `xs` (not empty) by value.
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[(v.len() - 1) / 2]
+}
+
 /// The round with the median throughput (the lower middle of an even count), its note
 /// extended with every round's throughput in run order.
 pub fn median_round(mut rounds: Vec<CaseResult>) -> Option<CaseResult> {
@@ -205,11 +231,13 @@ pub fn median_round(mut rounds: Vec<CaseResult>) -> Option<CaseResult> {
         return rounds.pop();
     }
     let all: Vec<String> = rounds.iter().map(|c| si(c.ops_per_sec)).collect();
+    let ops: Vec<f64> = rounds.iter().map(|c| c.ops_per_sec).collect();
     let mut order: Vec<usize> = (0..rounds.len()).collect();
     order.sort_by(|&a, &b| rounds[a].ops_per_sec.total_cmp(&rounds[b].ops_per_sec));
     let mid = order[(order.len() - 1) / 2];
     let failed = rounds.iter().any(|c| c.note.contains("FAILED"));
     let mut median = rounds.swap_remove(mid);
+    median.round_ops_per_sec = ops;
     let _ = write!(
         median.note,
         "; median of {} rounds ({}/s)",
@@ -295,12 +323,23 @@ pub fn ratios(cases: &[CaseResult]) -> Vec<Ratio> {
         .into_iter()
         .filter_map(|(case, baseline, target)| {
             let (c, b) = (find(&case)?, find(&baseline)?);
-            let ratio = c.ops_per_sec / b.ops_per_sec;
+            let (cr, br) = (&c.round_ops_per_sec, &b.round_ops_per_sec);
+            let per_round: Vec<f64> = if cr.len() > 1 && cr.len() == br.len() {
+                cr.iter().zip(br).map(|(c, b)| c / b).collect()
+            } else {
+                Vec::new()
+            };
+            let ratio = if per_round.is_empty() {
+                c.ops_per_sec / b.ops_per_sec
+            } else {
+                median(&per_round)
+            };
             Some(Ratio {
                 met: target.map(|t| ratio >= t),
                 case,
                 baseline,
                 ratio,
+                per_round,
                 target,
             })
         })
@@ -400,16 +439,30 @@ impl Report {
                 let _ = writeln!(s, "{:<30} {}", c.name, c.note);
             }
         }
-        let _ = writeln!(s, "\nratios:");
+        let _ = writeln!(
+            s,
+            "\nratios{}:",
+            if self.rounds > 1 {
+                " (median of the per-round ratios, every round's in brackets)"
+            } else {
+                ""
+            }
+        );
         for r in &self.ratios {
             let target = match (r.target, r.met) {
                 (Some(t), Some(true)) => format!("target >= {t}x: met"),
                 (Some(t), _) => format!("target >= {t}x: MISSED"),
                 _ => String::new(),
             };
+            let rounds = if r.per_round.is_empty() {
+                String::new()
+            } else {
+                let each: Vec<String> = r.per_round.iter().map(|x| format!("{x:.2}")).collect();
+                format!("[{}]  ", each.join(", "))
+            };
             let _ = writeln!(
                 s,
-                "  {:<28} / {:<28} {:>7.2}x  {target}",
+                "  {:<28} / {:<28} {:>7.2}x  {rounds}{target}",
                 r.case, r.baseline, r.ratio
             );
         }

@@ -33,7 +33,7 @@ pub enum Queue {
     /// `ring/raw/entry64`.
     Raw,
     /// `ring/raw-padded/entry64`: the same protocol steps over a cache-line-padded layout
-    /// (a diagnostic of `HeapRings`' layout; see the README).
+    /// of the bench's own, the check that `HeapRings`' layout costs nothing (see the README).
     RawPadded,
     /// `rtrb/entry64`.
     Rtrb,
@@ -132,24 +132,14 @@ fn run_pair(
     consumer.join().expect("consumer")
 }
 
-/// `HeapRings` shared by a producer and a consumer thread.
-struct SharedRings(HeapRings);
-
-// SAFETY: `HeapRings` is not `Sync` only because its slots are `UnsafeCell`s. The two
-// threads touch them solely through the protocol's `SqView` steps, as the library's
-// `RingRegion` (which is `Sync`) does: a slot body is written only by the producer that
-// reserved it before its release-publication, and read only by the consumer after the
-// matching acquire and before it releases the head. The CQ is unused.
-unsafe impl Sync for SharedRings {}
-
 /// Where the raw cases' `SqView` lives.
 trait RawRings: Send + Sync + 'static {
     fn sq(&self) -> SqView<'_>;
 }
 
-impl RawRings for SharedRings {
+impl RawRings for HeapRings {
     fn sq(&self) -> SqView<'_> {
-        self.0.sq()
+        HeapRings::sq(self)
     }
 }
 
@@ -166,7 +156,11 @@ struct PaddedRings {
     slots: Box<Line<[SqSlot; CAPACITY]>>,
 }
 
-// SAFETY: as for `SharedRings`: the slots are only touched through the protocol's steps.
+// SAFETY: `PaddedRings` is not `Sync` only because its slots are `UnsafeCell`s. The two
+// threads touch them solely through the protocol's `SqView` steps, as `HeapRings` and the
+// library's `RingRegion` do: a slot body is written only by the producer that reserved it
+// before its release-publication, and read only by the consumer after the matching acquire
+// and before it releases the head.
 unsafe impl Sync for PaddedRings {}
 
 impl PaddedRings {
@@ -232,7 +226,7 @@ fn raw_over<R: RawRings>(rings: R, n: u64) -> (Duration, Checker) {
 }
 
 fn raw(n: u64) -> (Duration, Checker) {
-    raw_over(SharedRings(HeapRings::new(CAPACITY as u32, 1)), n)
+    raw_over(HeapRings::new(CAPACITY as u32, 1), n)
 }
 
 fn raw_padded(n: u64) -> (Duration, Checker) {

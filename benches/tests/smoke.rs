@@ -64,6 +64,7 @@ fn case(ops: f64, p50: u64, note: &str) -> sbpf_benches::CaseResult {
         batch: 1,
         note: note.into(),
         samples: Vec::new(),
+        round_ops_per_sec: Vec::new(),
     }
 }
 
@@ -108,7 +109,7 @@ fn a_case_reports_its_median_round() {
 }
 
 #[test]
-fn rounds_run_round_robin() {
+fn a_full_run_reports_median_rounds() {
     let mut opts = Options::new(true);
     opts.budget = Budget::SMOKE;
     opts.filter = Some("ring/nop/b8".into());
@@ -122,4 +123,41 @@ fn rounds_run_round_robin() {
         c.measured() && c.note.contains("median of 2 rounds"),
         "{c:?}"
     );
+}
+
+#[test]
+fn rounds_go_round_robin_and_ratios_pair_rounds() {
+    use sbpf_benches::report::{median_round, run_rounds};
+    use std::cell::RefCell;
+    let order = RefCell::new(Vec::new());
+    // Case "a" runs at 10, 20, 30 ops/s in its three rounds; "b" at 5, 40, 25.
+    let make = |name: &'static str, ops: [f64; 3]| {
+        let order = &order;
+        move |_: &Budget| {
+            let round = order.borrow().iter().filter(|n| **n == name).count();
+            order.borrow_mut().push(name);
+            case(ops[round], 1, name)
+        }
+    };
+    let cases = [
+        ("a".to_string(), make("a", [10.0, 20.0, 30.0])),
+        ("b".to_string(), make("b", [5.0, 40.0, 25.0])),
+    ];
+    let rounds = run_rounds(&cases, 3, &Budget::SMOKE, false);
+    assert_eq!(*order.borrow(), ["a", "b", "a", "b", "a", "b"]);
+    let mut results: Vec<_> = rounds.into_iter().filter_map(median_round).collect();
+    assert_eq!(results[0].round_ops_per_sec, [10.0, 20.0, 30.0]);
+    assert_eq!(
+        (results[0].ops_per_sec, results[1].ops_per_sec),
+        (20.0, 25.0)
+    );
+    // Pair them under the names of a real pair: the ratio is the median of 10/5, 20/40 and
+    // 30/25 (1.2, target met), not the ratio of the medians (20/25, missed).
+    results[0].name = "ring/raw/entry64".into();
+    results[1].name = "rtrb/entry64".into();
+    let r = ratios(&results);
+    let pair = r.iter().find(|r| r.baseline == "rtrb/entry64").unwrap();
+    assert_eq!(pair.per_round, [2.0, 0.5, 1.2]);
+    assert_eq!(pair.ratio, 1.2);
+    assert_eq!(pair.met, Some(true));
 }

@@ -133,16 +133,19 @@ impl CompletionQueue {
 
     /// Waits until at least `min` completions are ready (at most the ring size) or
     /// `timeout` passes: spins for up to the ring's `wait_spin` (yielding now and then),
-    /// then blocks (an event on the local backend, the ENTER ioctl on the kernel's).
+    /// then blocks (an event on the local backend, the ENTER ioctl on the kernel's). A
+    /// kernel ring without a poller does not spin: only ENTER consumes its entries.
     /// Returns how many are ready.
     pub fn wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<usize, Error> {
         let inner = self.handle.inner();
         let min = min.min(inner.region.cq().entries() as usize);
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
         // Spin for up to `wait_spin` before blocking: a consumer that blocks makes the
         // poller pay a futex wake-up on every pass, which costs more than the passes
-        // themselves. The clock is read every `CLOCK_EVERY` looks, and the core is yielded
-        // every `YIELD_EVERY`, so a poller that shares this core still runs, while one on
-        // its own core is not slowed by a system call per look.
+        // themselves. The clock is read every `CLOCK_EVERY` looks and the core is yielded
+        // every `YIELD_EVERY` (some tens of microseconds), so a poller that shares this core
+        // still gets to run, while one on its own core is not slowed by a system call per
+        // look.
         const CLOCK_EVERY: u32 = 64;
         const YIELD_EVERY: u32 = 16 * CLOCK_EVERY;
         let spin = match &inner.backend {
@@ -176,7 +179,6 @@ impl CompletionQueue {
         let sq = inner.region.sq();
         match &inner.backend {
             Backend::Local(local) => {
-                let deadline = timeout.map(|t| std::time::Instant::now() + t);
                 // `Event::wait` may return on a notification for progress we had already
                 // seen; wait again until there is enough, the ring stops, or time is up.
                 while self.len() < min && !local.stopped() {
@@ -202,7 +204,9 @@ impl CompletionQueue {
                     flags |= abi::ENTER_SQ_WAKEUP;
                 }
                 let to_submit = if kernel.sqpoll() { 0 } else { sq.entries() };
-                match kernel.enter(to_submit, min as u32, flags, timeout) {
+                // What is left of the caller's timeout after the spin (or an interruption).
+                let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                match kernel.enter(to_submit, min as u32, flags, left) {
                     Ok(_) => break,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) if e.raw_os_error() == Some(libc::ETIME) => break,

@@ -165,7 +165,8 @@ impl RingBuilder {
     }
 
     /// How long [`CompletionQueue::wait`] spins and yields before it blocks. Default
-    /// 100 µs; zero blocks at once, which saves CPU and costs latency and throughput.
+    /// 100 µs; zero blocks at once, which saves CPU and costs latency and throughput. A
+    /// kernel ring without a poller never spins (only ENTER consumes its entries).
     pub fn wait_spin(mut self, spin: Duration) -> Self {
         self.wait_spin = spin;
         self

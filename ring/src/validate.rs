@@ -75,10 +75,10 @@ impl Limits {
 
     /// Removes object `id` if present.
     pub fn remove(&mut self, id: u32) {
-        let n = self.nobjects as usize;
-        if let Some(i) = self.objects[..n].iter().position(|o| o.id == id) {
+        let n = self.objects().len();
+        if let Some(i) = self.objects().iter().position(|o| o.id == id) {
             self.objects.copy_within(i + 1..n, i);
-            self.nobjects -= 1;
+            self.nobjects = n as u32 - 1;
             self.objects[n - 1] = ObjectLimit::default();
         }
     }

@@ -399,21 +399,24 @@ fn single_submitter_excludes_shared_producers() {
 }
 
 /// Without a poller (inline ENTER on the kernel backend), entries are consumed only by the
-/// ENTER inside `wait`, so `wait` must enter at once instead of spinning first: with an hour
-/// of spinning allowed, a `wait` that spun would hang here. (On the local backend the poller
-/// always runs, and the completions end the spin.)
+/// ENTER inside `wait`, so `wait` must enter at once instead of spinning first. With a
+/// minute of spinning allowed, a `wait` that spun would take that minute; the bound is
+/// half of it, so only that mistake, not a slow machine, fails the test. (On the local
+/// backend the poller always runs, and its completions end the spin.)
 #[test]
 fn wait_without_a_poller_enters_at_once() {
+    let spin = Duration::from_secs(60);
     let ring = Ring::builder()
         .sq_entries(16)
         .arena_size(4096)
         .sqpoll(false)
-        .wait_spin(Duration::from_secs(3600))
+        .wait_spin(spin)
         .build()
         .expect("ring setup");
     let obj = ring.create_object(64).unwrap();
     let mut s = ring.submitter();
     let mut cq = ring.completions().unwrap();
+    let start = std::time::Instant::now();
     for round in 0..3u64 {
         for i in 0..4 {
             s.submit(op::FetchAdd64::new(obj, 0, 1).user_data(i).build())
@@ -423,6 +426,11 @@ fn wait_without_a_poller_enters_at_once() {
         let values: Vec<u64> = cq.iter().map(|c| c.value()).collect();
         assert_eq!(values, (4 * round..4 * round + 4).collect::<Vec<_>>());
     }
+    assert!(
+        start.elapsed() < spin / 2,
+        "wait spun before entering: {:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -279,7 +279,9 @@ impl<'a> SqView<'a> {
         self.slot(head).body.with(|body| {
             // Copied in pieces that do not overlap: one 60-byte copy is lowered to four
             // overlapping 16-byte moves, and a later load of a field in the overlap (`val`)
-            // cannot be forwarded from the store buffer and waits for both stores.
+            // cannot be forwarded from the store buffer and waits for both stores. (That the
+            // pieces stay apart is up to codegen; it keeps them apart today, and the profile
+            // in BENCHMARKS.md shows what it costs if that changes.)
             // SAFETY: the slot is published (acquire above) and not released yet, so its
             // producer is done with it; `out` has room for SQE_BODY bytes, and
             // 48 + 8 + (SQE_BODY - 56) = SQE_BODY.

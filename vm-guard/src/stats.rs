@@ -2,9 +2,9 @@
 //!
 //! A [`Guard`](crate::Guard) is copied once per producer handle, and the copy moves into the
 //! handle, out of the caller's reach. [`GuardStats`] is the caller's view of all of them:
-//! each copy owns a cache-padded slot that only its own thread writes (a plain load and
-//! store on the accepting path, a lock on the rejecting path, which formats a reason
-//! anyway), and a reader adds the slots up. A copy that is dropped folds its counts into
+//! each copy owns a slot whose accept count sits on a cache line of its own and is written
+//! only by that copy (a plain load and store on the accepting path; the rejecting path,
+//! which formats a reason anyway, takes a lock), and a reader adds the slots up. A copy that is dropped folds its counts into
 //! the board first, so totals never go down.
 
 use std::sync::{
@@ -19,8 +19,8 @@ use crate::guard::GuardCounters;
 /// One copy's counts.
 #[derive(Default)]
 struct Slot {
-    /// Entries accepted; written by the owning copy only.
-    accepted: AtomicU64,
+    /// Entries accepted; written by the owning copy only, on a line that readers only read.
+    accepted: CachePadded<AtomicU64>,
     /// Rejections by code and by stage.
     rejected: Mutex<GuardCounters>,
 }
@@ -32,7 +32,7 @@ struct Board {
 }
 
 struct BoardState {
-    live: Vec<Arc<CachePadded<Slot>>>,
+    live: Vec<Arc<Slot>>,
     /// Counts of the copies already dropped.
     retired: GuardCounters,
 }
@@ -99,7 +99,7 @@ fn slot_counts(slot: &Slot) -> GuardCounters {
 /// A copy's own slot on its guard's board.
 pub(crate) struct StatsSlot {
     board: Arc<Board>,
-    slot: Arc<CachePadded<Slot>>,
+    slot: Arc<Slot>,
 }
 
 impl StatsSlot {
@@ -116,10 +116,10 @@ impl StatsSlot {
     }
 
     fn join(board: Arc<Board>) -> StatsSlot {
-        let slot = Arc::new(CachePadded::new(Slot {
-            accepted: AtomicU64::new(0),
+        let slot = Arc::new(Slot {
+            accepted: CachePadded::new(AtomicU64::new(0)),
             rejected: Mutex::new(GuardCounters::for_stages(board.stages)),
-        }));
+        });
         lock(&board.state).live.push(Arc::clone(&slot));
         StatsSlot { board, slot }
     }

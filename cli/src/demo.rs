@@ -11,8 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sbpf_guard::{Engine, Guard, GuardStats, Stage};
 use sbpf_ring::{
-    op, AcceptAll, BackendChoice, BatchError, ObjectId, Ring, Sqe, SubmitError, Submitter,
+    op, AcceptAll, BackendChoice, BatchError, BoundsValidator, ObjectId, Ring, Sqe, SubmitError,
+    Submitter,
 };
 use serde::Serialize;
 
@@ -31,9 +33,20 @@ pub struct DemoArgs {
     /// Backend: auto (kernel module if loaded), local, or kernel.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
+    /// The producers' check of each entry before it is published: the built-in bounds guard
+    /// (eBPF) under rbpf's JIT or its interpreter, or the same check compiled in (native).
+    #[arg(long, value_enum, default_value_t = GuardChoice::Jit)]
+    guard: GuardChoice,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum GuardChoice {
+    Jit,
+    Interpreter,
+    Native,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -90,8 +103,12 @@ struct Summary {
     iterations: u64,
     operations: u64,
     checked: u64,
+    guard: String,
     rejected_by_validator: u64,
     rejected_by_consumer: u64,
+    /// Entries the eBPF guard accepted and refused, over every producer's copy.
+    guard_accepted: Option<u64>,
+    guard_rejected: Option<u64>,
     counter: u64,
     elapsed_s: f64,
     ops_per_sec: f64,
@@ -185,11 +202,30 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
     let iters_done: Arc<Vec<AtomicU64>> =
         Arc::new((0..producers).map(|_| AtomicU64::new(0)).collect());
     let rejected_by_validator = Arc::new(AtomicU64::new(0));
+    let guard = match args.guard {
+        GuardChoice::Jit => Some(Guard::new([Stage::bounds(Engine::Jit)])),
+        GuardChoice::Interpreter => Some(Guard::new([Stage::bounds(Engine::Interpreter)])),
+        GuardChoice::Native => None,
+    };
+    let guard_name = guard
+        .as_ref()
+        .map_or("native bounds check".to_owned(), |g| {
+            format!(
+                "{} ({})",
+                sbpf_ring::Validator::name(g),
+                g.stages()[0].program().engine()
+            )
+        });
+    let guard_stats: Option<GuardStats> = guard.as_ref().map(Guard::stats);
     let started = Instant::now();
 
     let workers: Vec<_> = (0..producers)
         .map(|p| {
-            let mut guarded = ring.submitter();
+            // Each producer owns its copy of the guard; `guard_stats` adds them up.
+            let mut guarded = match &guard {
+                Some(g) => ring.submitter_with(g.clone()),
+                None => ring.submitter_with(BoundsValidator),
+            };
             let mut raw = ring.submitter_with(AcceptAll);
             let arena = ring.arena();
             let (layout, iters_done, rejected) = (
@@ -239,17 +275,26 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
                     submit_all(&mut guarded, &batch)?;
                     if i % BAD_EVERY == BAD_EVERY - 1 {
                         // Out of the table: the producer's validator refuses it...
-                        let bad = op::Read::new(t, layout.table_off(p, 0) + u64::MAX / 2, 0, 64)
-                            .user_data(user_data(p, i, Kind::Bad))
-                            .build();
-                        match guarded.submit(bad) {
-                            Err(SubmitError::Rejected { .. }) => {
-                                rejected.fetch_add(1, Ordering::Relaxed);
-                            }
-                            other => {
-                                return Err(format!(
-                                    "the validator accepted a bad entry: {other:?}"
-                                ))
+                        // (A full ring hands it back before checking it; try again.)
+                        let mut bad =
+                            op::Read::new(t, layout.table_off(p, 0) + u64::MAX / 2, 0, 64)
+                                .user_data(user_data(p, i, Kind::Bad))
+                                .build();
+                        loop {
+                            match guarded.submit(bad) {
+                                Err(SubmitError::Rejected { .. }) => {
+                                    rejected.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                                Err(SubmitError::Full(back)) => {
+                                    bad = back;
+                                    thread::yield_now();
+                                }
+                                other => {
+                                    return Err(format!(
+                                        "the validator accepted a bad entry: {other:?}"
+                                    ))
+                                }
                             }
                         }
                         // ...and one that skips it (misaligned word) must be refused by the
@@ -406,6 +451,22 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
     {
         errors.push("bad entries were not all rejected".into());
     }
+    // The guard saw every entry of every producer's guarded handle: the five of each
+    // iteration at least once (again when only part of a batch fit the ring and the rest
+    // was submitted again), and each bad one, which it refused.
+    let totals = guard_stats.map(|s| s.totals());
+    if let Some(t) = &totals {
+        let accepted = producers * args.iterations * per_iter;
+        if t.accepted() < accepted || t.rejected_total() != rejected_by_validator {
+            errors.push(format!(
+                "the guard counted {} accepted and {} refused, expected at least {accepted} \
+                 and exactly {}",
+                t.accepted(),
+                t.rejected_total(),
+                rejected_by_validator
+            ));
+        }
+    }
     let stats = ring.stats();
     let summary = Summary {
         backend: ring.backend().to_string(),
@@ -413,8 +474,11 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
         iterations: args.iterations,
         operations: checked,
         checked,
+        guard: guard_name,
         rejected_by_validator,
         rejected_by_consumer,
+        guard_accepted: totals.as_ref().map(|t| t.accepted()),
+        guard_rejected: totals.as_ref().map(|t| t.rejected_total()),
         counter,
         elapsed_s: elapsed.as_secs_f64(),
         ops_per_sec: checked as f64 / elapsed.as_secs_f64(),
@@ -439,10 +503,14 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
             "operations         {} ({} checked, every result verified)",
             summary.operations, summary.checked
         );
+        println!("producers' check   {}", summary.guard);
         println!(
-            "rejected           {} by the producers' validator, {} by the consumer",
+            "rejected           {} by the producers' check, {} by the consumer",
             summary.rejected_by_validator, summary.rejected_by_consumer
         );
+        if let (Some(a), Some(r)) = (summary.guard_accepted, summary.guard_rejected) {
+            println!("guard totals       {a} accepted, {r} refused (every producer's copy)");
+        }
         println!(
             "shared counter     {} (expected {})",
             summary.counter,

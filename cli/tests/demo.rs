@@ -40,6 +40,27 @@ fn demo_on_a_tiny_ring() {
 }
 
 #[test]
+fn demo_with_each_producer_check() {
+    for guard in ["jit", "interpreter", "native"] {
+        assert_eq!(
+            demo(&[
+                "--producers",
+                "2",
+                "--iterations",
+                "2000",
+                "--sq-entries",
+                "8",
+                "--guard",
+                guard,
+                "--json"
+            ]),
+            Ok(true),
+            "--guard {guard}"
+        );
+    }
+}
+
+#[test]
 fn demo_refuses_a_bad_ring_size() {
     let err = demo(&["--sq-entries", "3", "--json"]).unwrap_err();
     assert!(err.contains("power of two"), "{err}");

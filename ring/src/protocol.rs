@@ -166,6 +166,17 @@ impl<'a> SqView<'a> {
         }
     }
 
+    /// Producer: whether the ring looks full, as a hint to skip work that would be wasted
+    /// on a full ring. `reserve` and `reserve_single` decide.
+    #[inline]
+    pub fn looks_full(&self) -> bool {
+        // Relaxed: nothing is read or written on the strength of this answer; a stale one
+        // only makes a producer retry, or reach `reserve`, which loads `head` with acquire.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        tail.wrapping_sub(head) >= self.entries()
+    }
+
     /// Producer with no other producer: reserves up to `want` positions at its private
     /// `tail`, refreshing its cached `head` only when the ring looks full.
     #[inline]

@@ -152,6 +152,12 @@ fn submit_batch(
     if entries.is_empty() {
         return Ok(0);
     }
+    let sq = inner.region.sq();
+    // A full ring answers before the validator runs, so a producer that retries on `Full`
+    // does not pay for the same validation again.
+    if sq.looks_full() {
+        return Err(BatchError::Full);
+    }
     policy.refresh(handle);
     for (index, sqe) in entries.iter().enumerate() {
         if let Err((stage, rejection)) = policy.check(sqe) {
@@ -162,7 +168,6 @@ fn submit_batch(
             });
         }
     }
-    let sq = inner.region.sq();
     let want = entries.len().min(sq.entries() as usize) as u32;
     let Some((pos, n)) = reserve(&sq, want) else {
         return Err(BatchError::Full);
@@ -221,7 +226,8 @@ impl Submitter {
 
     /// Validates every entry, then publishes as many as fit together (one reservation, one
     /// publication fence). Returns how many were published, from the front; refusal of any
-    /// entry publishes none.
+    /// entry publishes none. A ring that is full when the call begins gives
+    /// [`BatchError::Full`] before any entry is validated.
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
         submit_batch(&self.handle, &mut self.policy, entries, |sq, want| {
             sq.reserve(want)

@@ -3,12 +3,20 @@
 
 mod common;
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use common::{collect, ring, run_all, scaled, submit_draining};
 use sbpf_ring::{
     abi::{opcode, MAX_IO_LEN},
-    op, BatchError, BoundsValidator, CompletionQueue, Error, ObjectId, Ring, Sqe, SubmitError,
+    op, BatchError, BoundsValidator, CompletionQueue, Error, Limits, ObjectId, Rejection, Ring,
+    Sqe, SubmitError, Validator,
 };
 
 /// Reads `len` bytes of `obj` at `off` through the ring (READ into arena offset 0).
@@ -280,11 +288,26 @@ fn every_malformed_entry_is_rejected_and_touches_nothing() {
     );
 }
 
+/// Accepts everything and counts how often it was asked.
+#[derive(Clone)]
+struct Counting(Arc<AtomicU64>);
+
+impl Validator for Counting {
+    fn validate(&mut self, _: &Sqe, _: &Limits) -> Result<(), Rejection> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn clone_box(&self) -> Box<dyn Validator> {
+        Box::new(self.clone())
+    }
+}
+
 #[test]
 fn full_submission_ring_hands_the_entry_back_and_loses_nothing() {
     // SQ 4, CQ 4, nobody draining: the consumer fills the CQ, then the SQ fills.
     let ring = ring(4, 4, 4096);
-    let mut s = ring.submitter();
+    let validations = Arc::new(AtomicU64::new(0));
+    let mut s = ring.submitter_with(Counting(Arc::clone(&validations)));
     let mut cq = ring.completions().unwrap();
     let mut accepted = 0u64;
     let mut full_streak = 0;
@@ -305,6 +328,11 @@ fn full_submission_ring_hands_the_entry_back_and_loses_nothing() {
         assert!(accepted <= 8, "more accepted than SQ + CQ can hold");
     }
     assert_eq!(accepted, 8, "SQ (4) and CQ (4) both full");
+    assert_eq!(
+        validations.load(Ordering::Relaxed),
+        8,
+        "a full ring answers before the validator runs"
+    );
     assert_eq!(
         s.submit_batch(&[op::Nop::new().build()])
             .unwrap_err()

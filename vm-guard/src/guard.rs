@@ -154,7 +154,9 @@ impl Stage {
     }
 }
 
-/// Accept and reject counts of one guard (one producer handle's copy).
+/// Accept and reject counts of one guard (one producer handle's copy), per validation: an
+/// entry validated in a batch of which only a prefix fit the ring, and submitted again, is
+/// counted again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuardCounters {
     pub(crate) accepted: u64,

@@ -138,12 +138,59 @@ fn publish(handle: &Handle, sq: &SqView<'_>, pos: u32, n: u32) -> bool {
 
 /// The batch path of every producer handle: validate all entries on their private copies,
 /// reserve with `reserve` (up to the ring size), write, and publish if the gate admits.
+/// How a producer handle finds free slots.
+trait Slots {
+    /// Whether the ring has room, as cheaply as this handle can tell; `reserve` decides.
+    fn has_room(&mut self, sq: &SqView<'_>) -> bool;
+    /// Reserves up to `want` consecutive positions: the first and the count.
+    fn reserve(&mut self, sq: &SqView<'_>, want: u32) -> Option<(u32, u32)>;
+}
+
+/// A handle that shares the tail with other producers.
+struct Shared;
+
+impl Slots for Shared {
+    #[inline]
+    fn has_room(&mut self, sq: &SqView<'_>) -> bool {
+        !sq.looks_full()
+    }
+    #[inline]
+    fn reserve(&mut self, sq: &SqView<'_>, want: u32) -> Option<(u32, u32)> {
+        sq.reserve(want)
+    }
+}
+
+/// The only producer: its own tail, and a cached head that is loaded again only when the
+/// ring looks full by it.
+struct Single<'a> {
+    tail: &'a mut u32,
+    cached_head: &'a mut u32,
+}
+
+impl Slots for Single<'_> {
+    #[inline]
+    fn has_room(&mut self, sq: &SqView<'_>) -> bool {
+        let free = |head: u32| sq.entries().saturating_sub(self.tail.wrapping_sub(head));
+        free(*self.cached_head) > 0 || {
+            *self.cached_head = sq.consumed();
+            free(*self.cached_head) > 0
+        }
+    }
+    #[inline]
+    fn reserve(&mut self, sq: &SqView<'_>, want: u32) -> Option<(u32, u32)> {
+        let n = sq.reserve_single(*self.tail, self.cached_head, want);
+        let pos = *self.tail;
+        *self.tail = pos.wrapping_add(n);
+        (n > 0).then_some((pos, n))
+    }
+}
+
 #[inline]
 fn submit_batch(
     handle: &Handle,
     policy: &mut Policy,
     entries: &[Sqe],
-    reserve: impl FnOnce(&SqView<'_>, u32) -> Option<(u32, u32)>,
+    mut slots: impl Slots,
 ) -> Result<usize, BatchError> {
     let inner = handle.inner();
     if inner.gate.is_closed() {
@@ -155,7 +202,7 @@ fn submit_batch(
     let sq = inner.region.sq();
     // A full ring answers before the validator runs, so a producer that retries on `Full`
     // does not pay for the same validation again.
-    if sq.looks_full() {
+    if !slots.has_room(&sq) {
         return Err(BatchError::Full);
     }
     policy.refresh(handle);
@@ -169,7 +216,7 @@ fn submit_batch(
         }
     }
     let want = entries.len().min(sq.entries() as usize) as u32;
-    let Some((pos, n)) = reserve(&sq, want) else {
+    let Some((pos, n)) = slots.reserve(&sq, want) else {
         return Err(BatchError::Full);
     };
     for (i, sqe) in entries[..n as usize].iter().enumerate() {
@@ -229,9 +276,7 @@ impl Submitter {
     /// entry publishes none. A ring that is full when the call begins gives
     /// [`BatchError::Full`] before any entry is validated.
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
-        submit_batch(&self.handle, &mut self.policy, entries, |sq, want| {
-            sq.reserve(want)
-        })
+        submit_batch(&self.handle, &mut self.policy, entries, Shared)
     }
 }
 
@@ -273,12 +318,10 @@ impl SingleSubmitter {
 
     /// As [`Submitter::submit_batch`].
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
-        let (tail, cached_head) = (&mut self.tail, &mut self.cached_head);
-        submit_batch(&self.handle, &mut self.policy, entries, |sq, want| {
-            let n = sq.reserve_single(*tail, cached_head, want);
-            let pos = *tail;
-            *tail = pos.wrapping_add(n);
-            (n > 0).then_some((pos, n))
-        })
+        let slots = Single {
+            tail: &mut self.tail,
+            cached_head: &mut self.cached_head,
+        };
+        submit_batch(&self.handle, &mut self.policy, entries, slots)
     }
 }

@@ -27,6 +27,7 @@ publish_batch    submission batch_publish
 peek             submission two_producers_wrap
 sq_head_release  submission two_producers_wrap
 sq_head_acquire  submission full_ring
+sq_head_acquire  submission full_ring_single
 cq_tail_release  completion completions_wrap
 cq_tail_acquire  completion completions_wrap
 cq_head_release  completion completions_wrap

@@ -4,14 +4,14 @@
 use std::{
     io::IsTerminal,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     thread,
     time::{Duration, Instant},
 };
 
-use sbpf_guard::{Engine, Guard, GuardStats, Stage};
+use sbpf_guard::{builtin::code, Engine, Guard, GuardStats, Stage};
 use sbpf_ring::{
     op, AcceptAll, BackendChoice, BatchError, BoundsValidator, ObjectId, Ring, Sqe, SubmitError,
     Submitter,
@@ -147,20 +147,44 @@ impl Layout {
     }
 }
 
-fn submit_all(s: &mut Submitter, entries: &[Sqe]) -> Result<(), String> {
+/// Set by the consumer when it gives up (completions stalled), so producers waiting for
+/// room stop instead of waiting forever.
+struct Abandon(AtomicBool);
+
+impl Abandon {
+    fn check(&self) -> Result<(), String> {
+        // Relaxed: a stop request; nothing is read on the strength of it.
+        if self.0.load(Ordering::Relaxed) {
+            Err("stopped: the consumer gave up".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn submit_all(s: &mut Submitter, entries: &[Sqe], abandon: &Abandon) -> Result<(), String> {
     let mut sent = 0;
     while sent < entries.len() {
         match s.submit_batch(&entries[sent..]) {
             Ok(n) => sent += n,
-            Err(BatchError::Full) => thread::yield_now(),
+            Err(BatchError::Full) => {
+                abandon.check()?;
+                thread::yield_now();
+            }
             Err(e) => return Err(e.to_string()),
         }
     }
     Ok(())
 }
 
-/// Runs the demo; `Ok(true)` when every result checked out.
+/// Runs the demo and prints its summary on stdout; `Ok(true)` when every result checked out.
 pub fn run(args: DemoArgs) -> Result<bool, String> {
+    run_to(args, &mut std::io::stdout().lock())
+}
+
+/// As [`run`], writing the summary (text, or JSON with `--json`) to `out`.
+pub fn run_to(args: DemoArgs, out: &mut impl std::io::Write) -> Result<bool, String> {
+    use std::fmt::Write as _;
     let choice = match args.backend {
         Backend::Auto => BackendChoice::Auto,
         Backend::Local => BackendChoice::Local,
@@ -207,16 +231,18 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
         GuardChoice::Interpreter => Some(Guard::new([Stage::bounds(Engine::Interpreter)])),
         GuardChoice::Native => None,
     };
-    let guard_name = guard
-        .as_ref()
-        .map_or("native bounds check".to_owned(), |g| {
+    let guard_name = guard.as_ref().map_or_else(
+        || "native bounds check".to_owned(),
+        |g| {
             format!(
                 "{} ({})",
                 sbpf_ring::Validator::name(g),
                 g.stages()[0].program().engine()
             )
-        });
+        },
+    );
     let guard_stats: Option<GuardStats> = guard.as_ref().map(Guard::stats);
+    let abandon = Arc::new(Abandon(AtomicBool::new(false)));
     let started = Instant::now();
 
     let workers: Vec<_> = (0..producers)
@@ -228,10 +254,11 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
             };
             let mut raw = ring.submitter_with(AcceptAll);
             let arena = ring.arena();
-            let (layout, iters_done, rejected) = (
+            let (layout, iters_done, rejected, abandon) = (
                 Arc::clone(&layout),
                 Arc::clone(&iters_done),
                 Arc::clone(&rejected_by_validator),
+                Arc::clone(&abandon),
             );
             let iterations = args.iterations;
             thread::spawn(move || -> Result<(), String> {
@@ -239,6 +266,7 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
                     // Reuse an arena slot only once the consumer has checked its last use.
                     // Acquire pairs with the consumer's release increment.
                     while i >= iters_done[p as usize].load(Ordering::Acquire) + SLOTS {
+                        abandon.check()?;
                         thread::yield_now();
                     }
                     arena
@@ -272,7 +300,7 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
                             .user_data(user_data(p, i, Kind::Add))
                             .build(),
                     ];
-                    submit_all(&mut guarded, &batch)?;
+                    submit_all(&mut guarded, &batch, &abandon)?;
                     if i % BAD_EVERY == BAD_EVERY - 1 {
                         // Out of the table: the producer's validator refuses it...
                         // (A full ring hands it back before checking it; try again.)
@@ -288,7 +316,11 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
                                 }
                                 Err(SubmitError::Full(back)) => {
                                     bad = back;
+                                    abandon.check()?;
                                     thread::yield_now();
+                                }
+                                Err(SubmitError::Closed(_)) => {
+                                    return Err("the ring closed under a producer".into())
                                 }
                                 other => {
                                     return Err(format!(
@@ -302,7 +334,7 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
                         let skip = op::FetchAdd64::new(c, 3, 1)
                             .user_data(user_data(p, i, Kind::Bad))
                             .build();
-                        submit_all(&mut raw, &[skip])?;
+                        submit_all(&mut raw, &[skip], &abandon)?;
                     }
                 }
                 Ok(())
@@ -411,6 +443,9 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    if checked < expected {
+        abandon.0.store(true, Ordering::Relaxed);
+    }
     for w in workers {
         match w.join() {
             Ok(Ok(())) => {}
@@ -457,12 +492,16 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
     let totals = guard_stats.map(|s| s.totals());
     if let Some(t) = &totals {
         let accepted = producers * args.iterations * per_iter;
-        if t.accepted() < accepted || t.rejected_total() != rejected_by_validator {
+        if t.accepted() < accepted
+            || t.rejected_total() != rejected_by_validator
+            || t.rejected(code::GUARD_FAULT) != 0
+        {
             errors.push(format!(
-                "the guard counted {} accepted and {} refused, expected at least {accepted} \
-                 and exactly {}",
+                "the guard counted {} accepted and {} refused ({} by a fault), expected at \
+                 least {accepted}, exactly {} and none",
                 t.accepted(),
                 t.rejected_total(),
+                t.rejected(code::GUARD_FAULT),
                 rejected_by_validator
             ));
         }
@@ -492,40 +531,51 @@ pub fn run(args: DemoArgs) -> Result<bool, String> {
         ok: errors.is_empty(),
         errors,
     };
+    let mut text = String::new();
     if args.json {
-        println!(
+        let _ = writeln!(
+            text,
             "{}",
             serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?
         );
     } else {
-        println!("backend            {}", summary.backend);
-        println!(
+        let _ = writeln!(text, "backend            {}", summary.backend);
+        let _ = writeln!(
+            text,
             "operations         {} ({} checked, every result verified)",
             summary.operations, summary.checked
         );
-        println!("producers' check   {}", summary.guard);
-        println!(
+        let _ = writeln!(text, "producers' check   {}", summary.guard);
+        let _ = writeln!(
+            text,
             "rejected           {} by the producers' check, {} by the consumer",
             summary.rejected_by_validator, summary.rejected_by_consumer
         );
         if let (Some(a), Some(r)) = (summary.guard_accepted, summary.guard_rejected) {
-            println!("guard totals       {a} accepted, {r} refused (every producer's copy)");
+            let _ = writeln!(
+                text,
+                "guard totals       {a} accepted, {r} refused (every producer's copy)"
+            );
         }
-        println!(
+        let _ = writeln!(
+            text,
             "shared counter     {} (expected {})",
             summary.counter,
             producers * args.iterations
         );
-        println!("elapsed            {:.3} s", summary.elapsed_s);
-        println!("throughput         {:.0} ops/s", summary.ops_per_sec);
-        println!(
+        let _ = writeln!(text, "elapsed            {:.3} s", summary.elapsed_s);
+        let _ = writeln!(text, "throughput         {:.0} ops/s", summary.ops_per_sec);
+        let _ = writeln!(
+            text,
             "consumer counters  submitted {} completed {} rejected {} wake-ups {} cq-full {}",
             stats.submitted, stats.completed, stats.rejected, stats.wakeups, stats.cq_full
         );
         for e in &summary.errors {
-            println!("ERROR: {e}");
+            let _ = writeln!(text, "ERROR: {e}");
         }
-        println!("{}", if summary.ok { "OK" } else { "FAILED" });
+        let _ = writeln!(text, "{}", if summary.ok { "OK" } else { "FAILED" });
     }
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write the summary: {e}"))?;
     Ok(summary.ok)
 }

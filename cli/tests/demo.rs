@@ -12,7 +12,7 @@ struct Cmd {
 
 fn demo(extra: &[&str]) -> Result<bool, String> {
     let argv = ["sbpf-ring"].iter().chain(extra).copied();
-    demo::run(Cmd::parse_from(argv).args)
+    demo::run_to(Cmd::parse_from(argv).args, &mut Vec::new())
 }
 
 #[test]
@@ -41,22 +41,39 @@ fn demo_on_a_tiny_ring() {
 
 #[test]
 fn demo_with_each_producer_check() {
-    for guard in ["jit", "interpreter", "native"] {
+    for (guard, named, counted) in [
+        ("jit", "guard[bounds] (jit)", true),
+        ("interpreter", "guard[bounds] (interpreter)", true),
+        ("native", "native bounds check", false),
+    ] {
+        let argv = [
+            "sbpf-ring",
+            "--producers",
+            "2",
+            "--iterations",
+            "2000",
+            "--sq-entries",
+            "8",
+            "--guard",
+            guard,
+            "--json",
+        ];
+        let mut out = Vec::new();
         assert_eq!(
-            demo(&[
-                "--producers",
-                "2",
-                "--iterations",
-                "2000",
-                "--sq-entries",
-                "8",
-                "--guard",
-                guard,
-                "--json"
-            ]),
+            demo::run_to(Cmd::parse_from(argv).args, &mut out),
             Ok(true),
             "--guard {guard}"
         );
+        let summary: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(summary["guard"], named);
+        // Two producers, 2000 iterations of five guarded entries, two bad ones each.
+        if counted {
+            assert!(summary["guard_accepted"].as_u64().unwrap() >= 20_000);
+            assert_eq!(summary["guard_rejected"], 4);
+        } else {
+            assert!(summary["guard_accepted"].is_null());
+        }
+        assert_eq!(summary["rejected_by_validator"], 4);
     }
 }
 

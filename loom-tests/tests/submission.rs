@@ -163,3 +163,35 @@ fn full_ring() {
         producer.join().unwrap();
     });
 }
+
+/// Backpressure on the single-producer path: the handle asks for room from its cached head
+/// (`room_single`), which reloads the shared head only when the cache says full, then
+/// reserves without a CAS. The slot it gets back is one the consumer has finished copying.
+#[test]
+fn full_ring_single() {
+    model(|| {
+        let rings = Arc::new(HeapRings::new(2, 1));
+        let sq = rings.sq();
+        submit(&sq, &entry(0, 0));
+        submit(&sq, &entry(0, 1));
+
+        let producer = {
+            let rings = Arc::clone(&rings);
+            thread::spawn(move || {
+                let sq = rings.sq();
+                let (tail, mut cached_head) = (2u32, 0u32);
+                while sq.room_single(tail, &mut cached_head) == 0 {
+                    thread::yield_now();
+                }
+                assert_eq!(sq.reserve_single(tail, &mut cached_head, 1), 1);
+                sq.write(tail, &entry(1, 0));
+                sq.publish(tail);
+            })
+        };
+        let mut consumer = SqConsumer::new(sq);
+        assert_eq!(check_entry(&consumer.take_blocking()), (0, 0));
+        assert_eq!(check_entry(&consumer.take_blocking()), (0, 1));
+        assert_eq!(check_entry(&consumer.take_blocking()), (1, 0));
+        producer.join().unwrap();
+    });
+}

@@ -36,8 +36,10 @@
 //!
 //! Submission ring, many producers, one kernel consumer:
 //!
-//! 1. A producer validates the entry on its private copy first (no slot is taken for an
-//!    entry that is refused).
+//! 1. A producer that sees no room answers Full at once (relaxed loads, a hint; a
+//!    single-producer handle asks its cached head, refreshed as in 2). Otherwise it
+//!    validates the entry on its private copy first (no slot is taken for an entry that is
+//!    refused).
 //! 2. Reserve: load `sq.head` (**acquire**, pairs with 6), then `sq.tail`; `tail - head >=
 //!    entries` is Full; else take `[tail, tail + n)` by CAS on `sq.tail` (relaxed: it only
 //!    divides positions among producers). A single-producer handle stores instead.

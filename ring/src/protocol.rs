@@ -177,24 +177,45 @@ impl<'a> SqView<'a> {
         tail.wrapping_sub(head) >= self.entries()
     }
 
+    /// Producer with no other producer: how many positions are free at its private `tail`,
+    /// refreshing its cached `head` only when none look free by it.
+    #[inline]
+    pub fn room_single(&self, tail: u32, cached_head: &mut u32) -> u32 {
+        match self.free_after(tail, *cached_head) {
+            0 => self.refresh_single(tail, cached_head),
+            free => free,
+        }
+    }
+
     /// Producer with no other producer: reserves up to `want` positions at its private
-    /// `tail`, refreshing its cached `head` only when the ring looks full.
+    /// `tail`, refreshing its cached `head` only when fewer than `want` look free by it.
     #[inline]
     pub fn reserve_single(&self, tail: u32, cached_head: &mut u32, want: u32) -> u32 {
-        let entries = self.entries();
-        let mut free = entries - tail.wrapping_sub(*cached_head);
+        let mut free = self.free_after(tail, *cached_head);
         if free < want {
-            // Acquire pairs with the consumer's release of `head` in `release`, as in
-            // `reserve`.
-            *cached_head = self
-                .head
-                .load(ordering!("sq_head_acquire", Acquire => Relaxed));
-            free = entries - tail.wrapping_sub(*cached_head);
+            free = self.refresh_single(tail, cached_head);
         }
         let n = want.min(free);
         // Relaxed: only the gate's `close` reads it, after the fence in `after_publish`.
         self.tail.store(tail.wrapping_add(n), Ordering::Relaxed);
         n
+    }
+
+    /// Free positions after `tail` by `head`; none if `head` is not in `[tail - entries,
+    /// tail]` (a hostile or confused consumer only stalls its producers).
+    #[inline]
+    fn free_after(&self, tail: u32, head: u32) -> u32 {
+        self.entries().saturating_sub(tail.wrapping_sub(head))
+    }
+
+    #[inline]
+    fn refresh_single(&self, tail: u32, cached_head: &mut u32) -> u32 {
+        // Acquire pairs with the consumer's release of `head` in `release`, as in `reserve`:
+        // a slot counted free here is one the consumer has finished copying.
+        *cached_head = self
+            .head
+            .load(ordering!("sq_head_acquire", Acquire => Relaxed));
+        self.free_after(tail, *cached_head)
     }
 
     /// Producer: writes the entry for reserved position `pos` (not its `seq`).

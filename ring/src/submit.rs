@@ -136,11 +136,10 @@ fn publish(handle: &Handle, sq: &SqView<'_>, pos: u32, n: u32) -> bool {
     true
 }
 
-/// The batch path of every producer handle: validate all entries on their private copies,
-/// reserve with `reserve` (up to the ring size), write, and publish if the gate admits.
 /// How a producer handle finds free slots.
 trait Slots {
-    /// Whether the ring has room, as cheaply as this handle can tell; `reserve` decides.
+    /// Whether the ring has room, as cheaply as this handle can tell. A hint for `Shared`
+    /// (other producers may take the room first); exact for `Single`.
     fn has_room(&mut self, sq: &SqView<'_>) -> bool;
     /// Reserves up to `want` consecutive positions: the first and the count.
     fn reserve(&mut self, sq: &SqView<'_>, want: u32) -> Option<(u32, u32)>;
@@ -160,8 +159,8 @@ impl Slots for Shared {
     }
 }
 
-/// The only producer: its own tail, and a cached head that is loaded again only when the
-/// ring looks full by it.
+/// The only producer: its own tail, and a cached head that is loaded again only when it
+/// shows too little room.
 struct Single<'a> {
     tail: &'a mut u32,
     cached_head: &'a mut u32,
@@ -170,11 +169,7 @@ struct Single<'a> {
 impl Slots for Single<'_> {
     #[inline]
     fn has_room(&mut self, sq: &SqView<'_>) -> bool {
-        let free = |head: u32| sq.entries().saturating_sub(self.tail.wrapping_sub(head));
-        free(*self.cached_head) > 0 || {
-            *self.cached_head = sq.consumed();
-            free(*self.cached_head) > 0
-        }
+        sq.room_single(*self.tail, self.cached_head) > 0
     }
     #[inline]
     fn reserve(&mut self, sq: &SqView<'_>, want: u32) -> Option<(u32, u32)> {
@@ -185,6 +180,9 @@ impl Slots for Single<'_> {
     }
 }
 
+/// The batch path of every producer handle: answer `Full` if there is no room, validate
+/// all entries on their private copies, reserve (up to the ring size), write, and publish
+/// if the gate admits.
 #[inline]
 fn submit_batch(
     handle: &Handle,
@@ -273,8 +271,10 @@ impl Submitter {
 
     /// Validates every entry, then publishes as many as fit together (one reservation, one
     /// publication fence). Returns how many were published, from the front; refusal of any
-    /// entry publishes none. A ring that is full when the call begins gives
-    /// [`BatchError::Full`] before any entry is validated.
+    /// entry publishes none. A ring that looks full when the call begins gives
+    /// [`BatchError::Full`] before any entry is validated; `Full` can also come after
+    /// validation, when other producers take the room first. Entries handed back are
+    /// validated again when submitted again.
     pub fn submit_batch(&mut self, entries: &[Sqe]) -> Result<usize, BatchError> {
         submit_batch(&self.handle, &mut self.policy, entries, Shared)
     }

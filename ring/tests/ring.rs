@@ -346,6 +346,7 @@ fn full_submission_ring_hands_the_entry_back_and_loses_nothing() {
             .to_string(),
         BatchError::Full.to_string()
     );
+    assert_eq!(validations.load(Ordering::Relaxed), 8, "nor for a batch");
     let mut done = Vec::new();
     collect(&mut cq, &mut done, 8);
     let ids: Vec<u64> = done.iter().map(|c| c.user_data()).collect();

@@ -155,8 +155,8 @@ impl Stage {
 }
 
 /// Accept and reject counts of one guard (one producer handle's copy), per validation: an
-/// entry validated in a batch of which only a prefix fit the ring, and submitted again, is
-/// counted again.
+/// entry that was validated and then handed back (only a prefix of its batch fit the ring,
+/// or other producers took the room first) and is submitted again is counted again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GuardCounters {
     pub(crate) accepted: u64,

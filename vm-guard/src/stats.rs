@@ -4,8 +4,8 @@
 //! handle, out of the caller's reach. [`GuardStats`] is the caller's view of all of them:
 //! each copy owns a slot whose accept count sits on a cache line of its own and is written
 //! only by that copy (a plain load and store on the accepting path; the rejecting path,
-//! which formats a reason anyway, takes a lock), and a reader adds the slots up. A copy that is dropped folds its counts into
-//! the board first, so totals never go down.
+//! which formats a reason anyway, takes a lock), and a reader adds the slots up. A copy
+//! that is dropped folds its counts into the board first, so totals never go down.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},

@@ -324,7 +324,9 @@ pub fn ratios(cases: &[CaseResult]) -> Vec<Ratio> {
         .filter_map(|(case, baseline, target)| {
             let (c, b) = (find(&case)?, find(&baseline)?);
             let (cr, br) = (&c.round_ops_per_sec, &b.round_ops_per_sec);
-            let per_round: Vec<f64> = if cr.len() > 1 && cr.len() == br.len() {
+            // Per round only when every round of both sides measured something.
+            let paired = cr.len() > 1 && cr.len() == br.len();
+            let per_round: Vec<f64> = if paired && cr.iter().chain(br).all(|&x| x > 0.0) {
                 cr.iter().zip(br).map(|(c, b)| c / b).collect()
             } else {
                 Vec::new()

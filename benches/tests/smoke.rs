@@ -160,4 +160,11 @@ fn rounds_go_round_robin_and_ratios_pair_rounds() {
     assert_eq!(pair.per_round, [2.0, 0.5, 1.2]);
     assert_eq!(pair.ratio, 1.2);
     assert_eq!(pair.met, Some(true));
+    // A round that measured nothing (an unavailable baseline) is no ratio: the medians are
+    // compared instead.
+    results[1].round_ops_per_sec[0] = 0.0;
+    let r = ratios(&results);
+    let pair = r.iter().find(|r| r.baseline == "rtrb/entry64").unwrap();
+    assert!(pair.per_round.is_empty());
+    assert_eq!(pair.ratio, 20.0 / 25.0);
 }

@@ -46,178 +46,34 @@ fn compile(name: &str, source: &str) -> PathBuf {
 #[test]
 fn c_header_matches_rust_layout() {
     // (C expression, Rust value) pairs; the C program prints each expression's value.
-    let checks: Vec<(&str, u64)> = vec![
-        ("sizeof(struct sbpf_sqe)", size_of::<Sqe>() as u64),
-        (
-            "offsetof(struct sbpf_sqe, opcode)",
-            offset_of!(Sqe, opcode) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, flags)",
-            offset_of!(Sqe, flags) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, resv0)",
-            offset_of!(Sqe, resv0) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, obj_id)",
-            offset_of!(Sqe, obj_id) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, obj_off)",
-            offset_of!(Sqe, obj_off) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, arena_off)",
-            offset_of!(Sqe, arena_off) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, len)",
-            offset_of!(Sqe, len) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, resv1)",
-            offset_of!(Sqe, resv1) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, user_data)",
-            offset_of!(Sqe, user_data) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, val)",
-            offset_of!(Sqe, val) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, cmp)",
-            offset_of!(Sqe, cmp) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, resv2)",
-            offset_of!(Sqe, resv2) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sqe, seq)",
-            offset_of!(Sqe, seq) as u64,
-        ),
-        ("sizeof(struct sbpf_cqe)", size_of::<Cqe>() as u64),
-        (
-            "offsetof(struct sbpf_cqe, user_data)",
-            offset_of!(Cqe, user_data) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cqe, res)",
-            offset_of!(Cqe, res) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cqe, flags)",
-            offset_of!(Cqe, flags) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cqe, value)",
-            offset_of!(Cqe, value) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cqe, resv)",
-            offset_of!(Cqe, resv) as u64,
-        ),
-        (
-            "sizeof(struct sbpf_sq_offsets)",
-            size_of::<SqOffsets>() as u64,
-        ),
-        (
-            "offsetof(struct sbpf_sq_offsets, sqes)",
-            offset_of!(SqOffsets, sqes) as u64,
-        ),
-        (
-            "sizeof(struct sbpf_cq_offsets)",
-            size_of::<CqOffsets>() as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cq_offsets, cqes)",
-            offset_of!(CqOffsets, cqes) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_cq_offsets, stats)",
-            offset_of!(CqOffsets, stats) as u64,
-        ),
-        ("sizeof(struct sbpf_params)", size_of::<Params>() as u64),
-        (
-            "offsetof(struct sbpf_params, sq_entries)",
-            offset_of!(Params, sq_entries) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, cq_entries)",
-            offset_of!(Params, cq_entries) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, flags)",
-            offset_of!(Params, flags) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, sq_idle_ms)",
-            offset_of!(Params, sq_idle_ms) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, arena_size)",
-            offset_of!(Params, arena_size) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, ring_size)",
-            offset_of!(Params, ring_size) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, features)",
-            offset_of!(Params, features) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, sq_off)",
-            offset_of!(Params, sq_off) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, cq_off)",
-            offset_of!(Params, cq_off) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_params, resv)",
-            offset_of!(Params, resv) as u64,
-        ),
-        ("sizeof(struct sbpf_enter)", size_of::<Enter>() as u64),
-        (
-            "offsetof(struct sbpf_enter, min_complete)",
-            offset_of!(Enter, min_complete) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_enter, flags)",
-            offset_of!(Enter, flags) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_enter, timeout_ns)",
-            offset_of!(Enter, timeout_ns) as u64,
-        ),
-        ("sizeof(struct sbpf_object)", size_of::<ObjectArg>() as u64),
-        (
-            "offsetof(struct sbpf_object, size)",
-            offset_of!(ObjectArg, size) as u64,
-        ),
-        ("sizeof(struct sbpf_sync_op)", size_of::<SyncOp>() as u64),
-        (
-            "offsetof(struct sbpf_sync_op, cqe)",
-            offset_of!(SyncOp, cqe) as u64,
-        ),
-        ("sizeof(struct sbpf_stats)", size_of::<Stats>() as u64),
-        (
-            "offsetof(struct sbpf_stats, rejected_align)",
-            offset_of!(Stats, rejected_align) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_stats, wakeups)",
-            offset_of!(Stats, wakeups) as u64,
-        ),
-        (
-            "offsetof(struct sbpf_stats, sync_ops)",
-            offset_of!(Stats, sync_ops) as u64,
-        ),
+    let mut checks: Vec<(&str, u64)> = Vec::new();
+    // `sizeof` of a struct and `offsetof` of each listed field, the C and the Rust side
+    // spelled by the same identifiers.
+    macro_rules! layout {
+        ($v:ident, $c:ident: $rust:ty { $($field:ident),* }) => {
+            $v.push((concat!("sizeof(struct ", stringify!($c), ")"), size_of::<$rust>() as u64));
+            $($v.push((
+                concat!("offsetof(struct ", stringify!($c), ", ", stringify!($field), ")"),
+                offset_of!($rust, $field) as u64,
+            ));)*
+        };
+    }
+    layout!(checks, sbpf_sqe: Sqe {
+        opcode, flags, resv0, obj_id, obj_off, arena_off, len, resv1, user_data, val, cmp,
+        resv2, seq
+    });
+    layout!(checks, sbpf_cqe: Cqe { user_data, res, flags, value, resv });
+    layout!(checks, sbpf_sq_offsets: SqOffsets { sqes });
+    layout!(checks, sbpf_cq_offsets: CqOffsets { cqes, stats });
+    layout!(checks, sbpf_params: Params {
+        sq_entries, cq_entries, flags, sq_idle_ms, arena_size, ring_size, features, sq_off,
+        cq_off, resv
+    });
+    layout!(checks, sbpf_enter: Enter { min_complete, flags, timeout_ns });
+    layout!(checks, sbpf_object: ObjectArg { size });
+    layout!(checks, sbpf_sync_op: SyncOp { cqe });
+    layout!(checks, sbpf_stats: Stats { rejected_align, wakeups, sync_ops });
+    checks.extend([
         ("SBPF_SQ_HEAD_OFF", abi::SQ_HEAD_OFF.into()),
         ("SBPF_SQ_TAIL_OFF", abi::SQ_TAIL_OFF.into()),
         ("SBPF_SQ_FLAGS_OFF", abi::SQ_FLAGS_OFF.into()),
@@ -258,7 +114,7 @@ fn c_header_matches_rust_layout() {
         ("SBPF_IOC_OBJ_SELECT", ioctl::OBJ_SELECT.into()),
         ("SBPF_IOC_SYNC_OP", ioctl::SYNC_OP.into()),
         ("SBPF_IOC_STATS", ioctl::STATS.into()),
-    ];
+    ]);
     let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"uapi/sbpf_ring.h\"\nint main(void) {\n");
     for (expr, _) in &checks {
         src.push_str(&format!(

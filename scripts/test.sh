@@ -20,6 +20,16 @@ step() { printf '\n=== %s ===\n' "$*"; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "install"
+# The bpf-conformance vectors are read in place, not copied into this tree (see their
+# README); no package registry carries them, so they must already be on the machine.
+conformance=${SBPF_CONFORMANCE_DIR:-$repo/../shared/bpf-conformance}
+if [ ! -f "$conformance/add.data" ]; then
+	echo "test.sh: the bpf-conformance vectors are not at $conformance." >&2
+	echo "  Keep this checkout next to the project's shared/ folder, or set" >&2
+	echo "  SBPF_CONFORMANCE_DIR to a copy of bpf_conformance's tests/ directory." >&2
+	exit 1
+fi
+export SBPF_CONFORMANCE_DIR=$conformance
 need=()
 for p in build-essential clang llvm qemu-system-x86 busybox-static cpio zstd; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")

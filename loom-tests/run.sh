@@ -34,6 +34,8 @@ cq_head_release  completion completions_wrap
 cq_head_acquire  completion completions_wrap
 prepare_sleep    wakeup     need_wakeup_kick
 after_publish    wakeup     need_wakeup_kick
+after_release    wakeup     full_cq_kick
+prepare_sleep    wakeup     full_cq_kick
 gate_admit       shutdown   close_while_consuming
 gate_close       shutdown   close_while_consuming
 event_wait       event      wait_notify

@@ -202,7 +202,9 @@ fn raw_over<R: RawRings>(rings: R, n: u64) -> (Duration, Checker) {
                 while sq.reserve_single(tail, &mut cached_head, 1) == 0 {
                     spin_loop();
                 }
-                sq.write(tail, &sqe);
+                // SAFETY: `tail` was just reserved by this thread, the one producer, and is
+                // not published yet.
+                unsafe { sq.write(tail, &sqe) };
                 sq.publish(tail);
                 tail = tail.wrapping_add(1);
             }
@@ -212,7 +214,9 @@ fn raw_over<R: RawRings>(rings: R, n: u64) -> (Duration, Checker) {
             let mut head = 0u32;
             for _ in 0..n {
                 let sqe = loop {
-                    match sq.peek(head) {
+                    // SAFETY: this thread is the one consumer; `head` is its private head,
+                    // released only after the copy.
+                    match unsafe { sq.peek(head) } {
                         Some(s) => break s,
                         None => spin_loop(),
                     }

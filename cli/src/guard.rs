@@ -111,10 +111,7 @@ fn parse_object(s: &str) -> Result<ObjectLimit, String> {
         .ok_or_else(|| format!("`{s}`: expected ID:SIZE"))?;
     let id = parse_u64(id)
         .and_then(|v| u32::try_from(v).map_err(|_| format!("object id {v} too large")))?;
-    Ok(ObjectLimit {
-        id,
-        size: parse_u64(size)?,
-    })
+    Ok(ObjectLimit::new(id, parse_u64(size)?))
 }
 
 fn narrow<T: TryFrom<u64>>(v: u64, what: &str) -> Result<T, String> {

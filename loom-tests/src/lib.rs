@@ -89,7 +89,8 @@ pub fn try_submit(sq: &SqView<'_>, sqe: &Sqe) -> Option<u32> {
     for _ in 0..LOOKS {
         match sq.reserve(1) {
             Some((pos, 1)) => {
-                sq.write(pos, sqe);
+                // SAFETY: `pos` was just reserved by this producer and is not published.
+                unsafe { sq.write(pos, sqe) };
                 sq.publish(pos);
                 return Some(pos);
             }
@@ -127,7 +128,8 @@ impl<'a> SqConsumer<'a> {
 
     /// Takes the entry at the head if it is published, and hands its slot back.
     pub fn take(&mut self) -> Option<Sqe> {
-        let sqe = self.sq.peek(self.head)?;
+        // SAFETY: the model's one consumer, at its private head, not yet released.
+        let sqe = unsafe { self.sq.peek(self.head) }?;
         self.head = self.head.wrapping_add(1);
         self.sq.release(self.head);
         Some(sqe)
@@ -181,7 +183,9 @@ impl<'a> CqConsumer<'a> {
             self.head
         );
         while self.head != tail {
-            out.push(self.cq.read(self.head));
+            // SAFETY: the model's one completion consumer; `head` is before the tail it
+            // loaded and not released.
+            out.push(unsafe { self.cq.read(self.head) });
             self.head = self.head.wrapping_add(1);
         }
         if n > 0 {

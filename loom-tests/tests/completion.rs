@@ -21,7 +21,8 @@ fn post(rings: &HeapRings, mut tail: u32, mut next: u32, total: u32) -> (u32, u3
             continue;
         }
         for _ in 0..n {
-            cq.write(tail, &completion(next));
+            // SAFETY: the model's one completion producer, at its private tail, with room.
+            unsafe { cq.write(tail, &completion(next)) };
             tail = tail.wrapping_add(1);
             next += 1;
         }
@@ -74,14 +75,18 @@ fn full_completion_ring() {
             let room = cq.room(*cq_tail);
             let mut n = 0;
             while n < room {
-                let Some(sqe) = sq.peek(*sq_head) else { break };
+                // SAFETY: the model's one consumer, at its private head, not yet released.
+                let Some(sqe) = (unsafe { sq.peek(*sq_head) }) else {
+                    break;
+                };
                 *sq_head = sq_head.wrapping_add(1);
                 let cqe = Cqe {
                     user_data: sqe.user_data,
                     res: check_entry(&sqe).1 as i32,
                     ..Cqe::default()
                 };
-                cq.write(*cq_tail, &cqe);
+                // SAFETY: the one completion producer, at its private tail, within `room`.
+                unsafe { cq.write(*cq_tail, &cqe) };
                 *cq_tail = cq_tail.wrapping_add(1);
                 n += 1;
             }

@@ -57,7 +57,8 @@ fn close_model(consume_early: bool) {
                             None => thread::yield_now(),
                         }
                     };
-                    sq.write(pos, &entry(0, i));
+                    // SAFETY: `pos` is reserved by this producer and not published.
+                    unsafe { sq.write(pos, &entry(0, i)) };
                     if !gate.admit(pos) {
                         break;
                     }

@@ -66,7 +66,8 @@ fn single_producer() {
                     while sq.reserve_single(tail, &mut cached_head, 1) == 0 {
                         thread::yield_now();
                     }
-                    sq.write(tail, &entry(0, i));
+                    // SAFETY: `tail` is reserved by this producer and not published.
+                    unsafe { sq.write(tail, &entry(0, i)) };
                     sq.publish(tail);
                     tail = tail.wrapping_add(1);
                 }
@@ -108,7 +109,8 @@ fn batch_publish() {
                         }
                         assert_eq!(pos, tail);
                         for k in 0..n {
-                            sq.write(pos.wrapping_add(k), &entry(0, i + k));
+                            // SAFETY: reserved by this producer, not published.
+                            unsafe { sq.write(pos.wrapping_add(k), &entry(0, i + k)) };
                         }
                         sq.publish_batch(pos, n);
                         tail = tail.wrapping_add(n);
@@ -152,7 +154,8 @@ fn full_ring() {
                     }
                 };
                 assert_eq!(pos, 2);
-                sq.write(pos, &entry(1, 0));
+                // SAFETY: `pos` is reserved by this producer and not published.
+                unsafe { sq.write(pos, &entry(1, 0)) };
                 sq.publish(pos);
             })
         };
@@ -184,7 +187,8 @@ fn full_ring_single() {
                     thread::yield_now();
                 }
                 assert_eq!(sq.reserve_single(tail, &mut cached_head, 1), 1);
-                sq.write(tail, &entry(1, 0));
+                // SAFETY: `tail` is reserved by this producer and not published.
+                unsafe { sq.write(tail, &entry(1, 0)) };
                 sq.publish(tail);
             })
         };

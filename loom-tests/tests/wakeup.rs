@@ -107,3 +107,79 @@ fn need_wakeup_kick() {
 fn need_wakeup_event() {
     handshake(Event::new);
 }
+
+/// The full-CQ sleep: a kernel that cannot post because the completion ring is full sets
+/// NEED_WAKEUP, fences and looks at the room once more before it sleeps; the consumer,
+/// after releasing slots, fences and kicks if it sees the flag (`CqView::after_release`).
+/// A lost wake-up leaves the kernel asleep with room it never sees, and the consumer
+/// waiting for a completion forever.
+fn full_cq_sleep<S: Sleep>(sleeper: fn() -> S) {
+    model(move || {
+        let rings = Arc::new(HeapRings::new(2, 1));
+        let sleeper = Arc::new(sleeper());
+        let sq = rings.sq();
+        for i in 0..2 {
+            submit(&sq, &entry(0, i));
+        }
+        let consumer = {
+            let (rings, sleeper) = (Arc::clone(&rings), Arc::clone(&sleeper));
+            thread::spawn(move || {
+                let (sq, cq) = (rings.sq(), rings.cq());
+                let mut head = 0u32;
+                while head < 2 {
+                    if cq.available() == head {
+                        thread::yield_now();
+                        continue;
+                    }
+                    // SAFETY: the model's one completion consumer; `head` is before the
+                    // tail just loaded and not released.
+                    let cqe = unsafe { cq.read(head) };
+                    assert_eq!(cqe.user_data, entry(0, head).user_data);
+                    head += 1;
+                    cq.release(head);
+                    if cq.after_release(&sq) {
+                        sleeper.kick();
+                    }
+                }
+            })
+        };
+        let cq = rings.cq();
+        let mut consumer_side = SqConsumer::new(sq);
+        let mut cq_tail = 0u32;
+        while cq_tail < 2 {
+            let head = consumer_side.head;
+            if cq.room(cq_tail) > 0 {
+                if let Some(sqe) = consumer_side.take() {
+                    let cqe = sbpf_ring::Cqe {
+                        user_data: sqe.user_data,
+                        ..Default::default()
+                    };
+                    // SAFETY: the model's one completion producer, at its private tail,
+                    // with room.
+                    unsafe { cq.write(cq_tail, &cqe) };
+                    cq_tail += 1;
+                    cq.publish(cq_tail);
+                    continue;
+                }
+            }
+            let ready = || sq.is_published(head) && cq.room(cq_tail) > 0;
+            if sq.prepare_sleep(ready) {
+                sleeper.sleep(&ready);
+                sq.clear_wakeup();
+            }
+        }
+        consumer.join().unwrap();
+    });
+}
+
+/// The full-CQ sleep with a sleep that only a kick ends.
+#[test]
+fn full_cq_kick() {
+    full_cq_sleep(Kick::default);
+}
+
+/// The full-CQ sleep as the local backend runs it.
+#[test]
+fn full_cq_event() {
+    full_cq_sleep(Event::new);
+}

@@ -9,9 +9,59 @@ use crate::{
     Handle,
 };
 
-/// One completion.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// One completion. `Default` is an all-zero completion, for buffers that
+/// [`CompletionQueue::fill`] writes into.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Completion(pub(crate) Cqe);
+
+/// Why a request failed: a completion's negative errno, by what it means here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpError {
+    /// `-EINVAL`: the entry breaks a rule of the validation table (opcode or flags,
+    /// reserved or unused fields, length, word alignment).
+    Invalid,
+    /// `-ENOENT`: the object is not attached to the ring.
+    NoObject,
+    /// `-EFAULT`: the offsets and length reach outside the object or the arena.
+    Bounds,
+    /// `-EPERM`: the object does not allow the operation.
+    Permission,
+    /// Any other errno (the positive value).
+    Other(i32),
+}
+
+impl OpError {
+    /// The error of a negative result.
+    pub fn from_result(res: i32) -> Option<OpError> {
+        (res < 0).then(|| match -res {
+            libc::EINVAL => OpError::Invalid,
+            libc::ENOENT => OpError::NoObject,
+            libc::EFAULT => OpError::Bounds,
+            libc::EPERM => OpError::Permission,
+            errno => OpError::Other(errno),
+        })
+    }
+
+    /// The positive errno.
+    pub fn errno(self) -> i32 {
+        match self {
+            OpError::Invalid => libc::EINVAL,
+            OpError::NoObject => libc::ENOENT,
+            OpError::Bounds => libc::EFAULT,
+            OpError::Permission => libc::EPERM,
+            OpError::Other(errno) => errno,
+        }
+    }
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&io::Error::from_raw_os_error(self.errno()), f)
+    }
+}
+
+impl std::error::Error for OpError {}
 
 impl Completion {
     /// The submission's `user_data`.
@@ -29,9 +79,14 @@ impl Completion {
         self.0.res >= 0
     }
 
-    /// The error, if the request failed.
+    /// The error, if the request failed, as an [`io::Error`].
     pub fn error(&self) -> Option<io::Error> {
         (self.0.res < 0).then(|| io::Error::from_raw_os_error(-self.0.res))
+    }
+
+    /// The error, if the request failed, typed.
+    pub fn fault(&self) -> Option<OpError> {
+        OpError::from_result(self.0.res)
     }
 
     /// The returned word: LOAD64's value, FETCH_ADD64's and CAS64's old word.
@@ -98,7 +153,9 @@ impl CompletionQueue {
         if cq.available() == self.head {
             return None;
         }
-        let cqe = cq.read(self.head);
+        // SAFETY: this is the ring's one completion consumer (`Ring::completions` gives it
+        // out once), and `head` is before the tail just loaded and not released.
+        let cqe = unsafe { cq.read(self.head) };
         self.head = self.head.wrapping_add(1);
         self.release();
         Some(Completion(cqe))
@@ -122,11 +179,11 @@ impl CompletionQueue {
 
     fn release(&mut self) {
         let inner = self.handle.inner();
-        let sq = inner.region.sq();
-        inner.region.cq().release(self.head);
-        // A consumer asleep because the CQ was full is worth a kick; the full handshake is
-        // in `wait`, so a miss here only delays it until then.
-        if sq.needs_wakeup() {
+        let cq = inner.region.cq();
+        cq.release(self.head);
+        // A kernel asleep because the CQ was full must see the room: the full-CQ handshake
+        // (a fence, then NEED_WAKEUP), once per release, so per batch with `iter`.
+        if cq.after_release(&inner.region.sq()) {
             inner.kick();
         }
     }
@@ -180,10 +237,11 @@ impl CompletionQueue {
         match &inner.backend {
             Backend::Local(local) => {
                 // `Event::wait` may return on a notification for progress we had already
-                // seen; wait again until there is enough, the ring stops, or time is up.
-                while self.len() < min && !local.stopped() {
-                    // The poller may sleep on a full CQ we have since drained.
-                    if sq.needs_wakeup() {
+                // seen; wait again until there is enough, the poller is gone, or time is up.
+                while self.len() < min && !local.finished() {
+                    // The poller may sleep on a full CQ we have since drained (the handshake
+                    // of `release`, again: it costs a fence only on this blocking path).
+                    if inner.region.cq().after_release(&sq) {
                         inner.kick();
                     }
                     let left = match deadline {
@@ -195,7 +253,7 @@ impl CompletionQueue {
                     };
                     local
                         .cq_event
-                        .wait(|| self.len() >= min || local.stopped(), left);
+                        .wait(|| self.len() >= min || local.finished(), left);
                 }
             }
             Backend::Kernel(kernel) => loop {
@@ -210,6 +268,8 @@ impl CompletionQueue {
                     Ok(_) => break,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) if e.raw_os_error() == Some(libc::ETIME) => break,
+                    // The ring was shut down (by another thread, or by dropping the ring).
+                    Err(e) if e.raw_os_error() == Some(libc::ESHUTDOWN) => break,
                     Err(e) => return Err(Error::Io(e)),
                 }
             },
@@ -222,6 +282,16 @@ impl CompletionQueue {
         } else {
             Err(Error::TimedOut)
         }
+    }
+}
+
+/// Dropping the completion queue closes the ring: no one can read its completions again
+/// (there is one queue per ring), so producers get
+/// [`SubmitError::Closed`](crate::SubmitError::Closed) instead of filling it. Entries
+/// already published are still performed, their completions discarded.
+impl Drop for CompletionQueue {
+    fn drop(&mut self) {
+        self.handle.inner().drop_completions();
     }
 }
 
@@ -247,7 +317,9 @@ impl Iterator for Completions<'_> {
         if self.queue.head == self.tail {
             return None;
         }
-        let cqe = self.queue.handle.inner().region.cq().read(self.queue.head);
+        // SAFETY: the queue is the ring's one completion consumer, and `head` is before the
+        // tail loaded by `iter` and not released.
+        let cqe = unsafe { self.queue.handle.inner().region.cq().read(self.queue.head) };
         self.queue.head = self.queue.head.wrapping_add(1);
         Some(Completion(cqe))
     }

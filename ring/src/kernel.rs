@@ -92,6 +92,18 @@ impl Kernel {
         let _ = self.enter(0, 0, abi::ENTER_SQ_WAKEUP, None);
     }
 
+    /// SHUTDOWN: the module consumes nothing more of this ring, stops its poller and wakes
+    /// every thread waiting in ENTER or `poll()`.
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        // SAFETY: SHUTDOWN takes no argument.
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), ioctl::SHUTDOWN as _, 0) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
     fn object_ioctl(&self, request: u32, id: u32, size: u64) -> Result<ObjectArg, Error> {
         let mut arg = ObjectArg { id, flags: 0, size };
         ioctl_arg(&self.file, request, &mut arg).map_err(|e| match e.raw_os_error() {

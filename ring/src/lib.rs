@@ -104,7 +104,9 @@ pub mod validate;
 #[cfg(not(loom))]
 pub use arena::{Arena, OutOfBounds};
 #[cfg(not(loom))]
-pub use complete::{Completion, CompletionQueue, Completions};
+pub use complete::{Completion, CompletionQueue, Completions, OpError};
+#[cfg(not(loom))]
+pub use local::IdlePolicy;
 #[cfg(not(loom))]
 pub use ring::*;
 #[cfg(not(loom))]

@@ -15,8 +15,8 @@ use crate::{
     arena::copy,
     protocol::Event,
     region::{Bytes, STATS_WORDS},
-    sync::{AtomicU64, Ordering},
-    validate::{check_entry, Fault},
+    sync::{AtomicBool, AtomicU64, Ordering},
+    validate::{check_entry, Fault, MAX_LIMIT_OBJECTS},
     Error, Inner, ObjectId,
 };
 
@@ -27,6 +27,56 @@ const MAX_PASS: u32 = 64;
 
 /// Spins of an idle poller between looks at the clock.
 const IDLE_SPINS: u32 = 64;
+
+/// How long the poller spins without work before it sleeps (with NEED_WAKEUP set, so that
+/// the next producer pays one wake-up).
+///
+/// A spinning poller answers at once but burns its core; a sleeping one costs the next
+/// request a wake-up (some microseconds). [`IdlePolicy::Adaptive`], the default, spins for
+/// a window that follows the load, as the kernel's halt-polling does: a sleep that work
+/// ended within `max` doubles the window (a longer spin would have caught that work
+/// without the wake-up), a longer sleep halves it. Under full load the poller never idles
+/// and the policy costs nothing; under a light load it spins about `min` per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Always spin this long, then sleep.
+    Fixed(Duration),
+    /// Spin for a window between `min` and `max` that grows and shrinks with the load.
+    Adaptive {
+        /// The shortest window, where it starts.
+        min: Duration,
+        /// The longest window.
+        max: Duration,
+    },
+}
+
+impl Default for IdlePolicy {
+    fn default() -> Self {
+        IdlePolicy::Adaptive {
+            min: Duration::from_micros(50),
+            max: Duration::from_millis(2),
+        }
+    }
+}
+
+impl IdlePolicy {
+    /// The first spin window.
+    fn start(self) -> Duration {
+        match self {
+            IdlePolicy::Fixed(d) => d,
+            IdlePolicy::Adaptive { min, .. } => min,
+        }
+    }
+
+    /// The window after a sleep that work ended after `slept`.
+    fn next(self, window: Duration, slept: Duration) -> Duration {
+        match self {
+            IdlePolicy::Fixed(d) => d,
+            IdlePolicy::Adaptive { min, max } if slept <= max => (window * 2).clamp(min, max),
+            IdlePolicy::Adaptive { min, max } => (window / 2).clamp(min, max),
+        }
+    }
+}
 
 /// A user-space object: 8-byte words, so word operations are real atomics.
 #[derive(Debug)]
@@ -58,8 +108,8 @@ type Registry = (u32, HashMap<u32, Weak<LocalObject>>);
 /// State of a local ring beside the shared region.
 #[derive(Debug)]
 pub(crate) struct Local {
-    /// Attached objects; the poller keeps a private copy, refreshed when `objects_gen`
-    /// moves.
+    /// Attached objects, sorted by id; the poller keeps a private copy, refreshed when
+    /// `objects_gen` moves.
     objects: Mutex<Vec<Arc<LocalObject>>>,
     /// Bumped (release) after every change of `objects`.
     objects_gen: AtomicU64,
@@ -69,18 +119,21 @@ pub(crate) struct Local {
     pub(crate) cq_event: Event,
     /// `u64::MAX`, or the final SQ tail once shutdown has closed the gate.
     stop_at: AtomicU64,
-    idle: Duration,
+    /// Set by the poller as it exits: no completion will come any more.
+    finished: AtomicBool,
+    idle: IdlePolicy,
     poller: Mutex<Option<JoinHandle<Vec<Sqe>>>>,
 }
 
 impl Local {
-    pub(crate) fn new(idle: Duration) -> Self {
+    pub(crate) fn new(idle: IdlePolicy) -> Self {
         Local {
             objects: Mutex::new(Vec::new()),
             objects_gen: AtomicU64::new(0),
             sq_event: Event::new(),
             cq_event: Event::new(),
             stop_at: AtomicU64::new(u64::MAX),
+            finished: AtomicBool::new(false),
             idle,
             poller: Mutex::new(None),
         }
@@ -109,22 +162,37 @@ impl Local {
         // Release pairs with the poller's acquire load in `run`.
         self.stop_at.store(u64::from(final_tail), Ordering::Release);
         let handle = self.poller.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match handle {
+        let returned = match handle {
             Some(h) => {
                 self.sq_event.notify();
                 h.join().unwrap_or_default()
             }
             None => Vec::new(),
-        }
+        };
+        // The poller set `finished` as it left; this covers a poller that never started.
+        self.finish();
+        returned
     }
 
-    /// Whether shutdown has stopped (or is stopping) the poller.
-    pub(crate) fn stopped(&self) -> bool {
-        // Acquire pairs with the release store in `stop`.
-        self.stop_at.load(Ordering::Acquire) != u64::MAX
+    /// Marks the poller gone and wakes every completion waiter to see it.
+    fn finish(&self) {
+        // Release pairs with the acquire load in `finished`: the completions posted before
+        // are visible to a waiter that sees the flag.
+        self.finished.store(true, Ordering::Release);
+        self.cq_event.notify();
+    }
+
+    /// Whether the poller has exited: no completion will be posted any more.
+    pub(crate) fn finished(&self) -> bool {
+        // Acquire pairs with the release store in `finish`.
+        self.finished.load(Ordering::Acquire)
     }
 
     pub(crate) fn create_object(&self, size: u64) -> Result<ObjectId, Error> {
+        // Refused before the object exists, as the module refuses it.
+        if self.objects.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
         if size == 0 || size % 8 != 0 || size > crate::abi::MAX_OBJECT_SIZE {
             return Err(Error::InvalidArgument(
                 "object size must be a non-zero multiple of 8, at most 1 GiB",
@@ -140,7 +208,7 @@ impl Local {
             object
         };
         let id = ObjectId(object.id);
-        self.attach(object);
+        self.attach(object)?;
         Ok(id)
     }
 
@@ -152,17 +220,22 @@ impl Local {
         };
         let object = object.ok_or(Error::UnknownObject(id))?;
         let size = object.size();
-        self.attach(object);
+        self.attach(object)?;
         Ok(size)
     }
 
-    fn attach(&self, object: Arc<LocalObject>) {
+    fn attach(&self, object: Arc<LocalObject>) -> Result<(), Error> {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
-        if !objects.iter().any(|o| o.id == object.id) {
-            objects.push(object);
+        match objects.binary_search_by_key(&object.id, |o| o.id) {
+            Ok(_) => return Ok(()),
+            Err(_) if objects.len() >= MAX_LIMIT_OBJECTS => {
+                return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS))
+            }
+            Err(i) => objects.insert(i, object),
         }
         // Release pairs with the poller's acquire load in `refresh_objects`.
         self.objects_gen.fetch_add(1, Ordering::Release);
+        Ok(())
     }
 
     pub(crate) fn detach_object(&self, id: ObjectId) -> Result<(), Error> {
@@ -267,12 +340,16 @@ impl<'a> Poller<'a> {
             if limit == Some(self.sq_head) {
                 break;
             }
-            let Some(sqe) = sq.peek(self.sq_head) else {
+            // SAFETY: this thread is the ring's one consumer and `sq_head` its private head,
+            // released only below.
+            let Some(sqe) = (unsafe { sq.peek(self.sq_head) }) else {
                 break;
             };
             self.sq_head = self.sq_head.wrapping_add(1);
             let cqe = self.execute(&sqe);
-            cq.write(self.cq_tail, &cqe);
+            // SAFETY: this thread is the ring's one completion producer, and `room` said
+            // the slot at its private tail is free.
+            unsafe { cq.write(self.cq_tail, &cqe) };
             self.cq_tail = self.cq_tail.wrapping_add(1);
             n += 1;
         }
@@ -302,7 +379,11 @@ impl<'a> Poller<'a> {
             user_data: sqe.user_data,
             ..Cqe::default()
         };
-        let object = self.objects.iter().find(|o| o.id == sqe.obj_id);
+        let object = self
+            .objects
+            .binary_search_by_key(&sqe.obj_id, |o| o.id)
+            .ok()
+            .map(|i| &self.objects[i]);
         let arena = &self.inner.arena;
         if let Err(fault) = check_entry(sqe, arena.len(), |_| object.map(|o| o.size())) {
             self.counters.reject(fault);
@@ -352,11 +433,19 @@ impl<'a> Poller<'a> {
         cqe
     }
 
-    /// The poller's life: consume, and after `idle` without work, sleep with NEED_WAKEUP.
+    /// The poller's life: consume, and after its idle window without work, sleep with
+    /// NEED_WAKEUP.
     fn run(mut self) -> Vec<Sqe> {
+        let returned = self.serve();
+        self.local.finish();
+        returned
+    }
+
+    fn serve(&mut self) -> Vec<Sqe> {
         let sq = self.inner.region.sq();
         let mut idle_since: Option<Instant> = None;
         let mut spins = 0u32;
+        let mut window = self.local.idle.start();
         loop {
             self.refresh_objects();
             // Acquire pairs with the release store in `Local::stop`.
@@ -374,7 +463,13 @@ impl<'a> Poller<'a> {
                     return Vec::new();
                 }
                 if self.inner.region.cq().room(self.cq_tail) == 0 {
-                    return self.hand_back(final_tail);
+                    if !self.inner.cq_dropped() {
+                        return self.hand_back(final_tail);
+                    }
+                    // No one can read completions any more: discard them, so that every
+                    // admitted entry is still performed.
+                    self.inner.region.cq().release(self.cq_tail);
+                    continue;
                 }
                 // A producer is still writing an entry it reserved before the gate closed.
                 crate::sync::spin_loop();
@@ -387,20 +482,24 @@ impl<'a> Poller<'a> {
             }
             spins = 0;
             let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < self.local.idle {
+            if since.elapsed() < window {
+                // Lets a producer or consumer that shares this core run.
                 std::thread::yield_now();
                 continue;
             }
             let cq = self.inner.region.cq();
-            let (head, cq_tail, local) = (self.sq_head, self.cq_tail, self.local);
+            let (head, cq_tail, local, gen) =
+                (self.sq_head, self.cq_tail, self.local, self.objects_gen);
             let ready = || {
                 local.stop_at.load(Ordering::Acquire) != u64::MAX
-                    || local.objects_gen.load(Ordering::Acquire) != self.objects_gen
+                    || local.objects_gen.load(Ordering::Acquire) != gen
                     || (sq.is_published(head) && cq.room(cq_tail) > 0)
             };
             if sq.prepare_sleep(ready) {
+                let slept = Instant::now();
                 local.sq_event.wait(ready, None);
                 sq.clear_wakeup();
+                window = local.idle.next(window, slept.elapsed());
                 self.counters.0.wakeups += 1;
                 self.counters.mirror(self.inner.region.stats_words());
             }
@@ -414,7 +513,9 @@ impl<'a> Poller<'a> {
         let sq = self.inner.region.sq();
         let mut returned = Vec::with_capacity(final_tail.wrapping_sub(self.sq_head) as usize);
         while self.sq_head != final_tail {
-            match sq.peek(self.sq_head) {
+            // SAFETY: this thread is the ring's one consumer; `sq_head` is its private head,
+            // released only after the loop.
+            match unsafe { sq.peek(self.sq_head) } {
                 Some(sqe) => {
                     returned.push(sqe);
                     self.sq_head = self.sq_head.wrapping_add(1);

@@ -78,6 +78,12 @@ builder!(
     /// Does nothing; completes with result 0.
     Nop, opcode::NOP, ()
 );
+impl Default for Nop {
+    fn default() -> Self {
+        Nop::new()
+    }
+}
+
 builder!(
     /// Copies `len` bytes of object `obj` at `obj_off` into the arena at `arena_off`.
     Read, opcode::READ, (obj: crate::ObjectId => obj_id, obj_off: u64 => obj_off, arena_off: u64 => arena_off, len: u32 => len)

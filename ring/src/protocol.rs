@@ -219,11 +219,17 @@ impl<'a> SqView<'a> {
     }
 
     /// Producer: writes the entry for reserved position `pos` (not its `seq`).
+    ///
+    /// # Safety
+    ///
+    /// The caller reserved `pos` (by [`SqView::reserve`] or [`SqView::reserve_single`]) and
+    /// has not published it yet: no other thread writes or reads that slot's body now.
     #[inline]
-    pub fn write(&self, pos: u32, sqe: &Sqe) {
+    pub unsafe fn write(&self, pos: u32, sqe: &Sqe) {
         self.slot(pos).body.with_mut(|body| {
-            // SAFETY: `pos` is reserved by this producer and not yet published, so no one
-            // else accesses the body; both sides are at least SQE_BODY bytes.
+            // SAFETY: `pos` is reserved by this producer and not yet published (the caller's
+            // contract), so no one else accesses the body; both sides are at least SQE_BODY
+            // bytes.
             unsafe {
                 ptr::copy_nonoverlapping(
                     (sqe as *const Sqe).cast::<u8>(),
@@ -302,8 +308,13 @@ impl<'a> SqView<'a> {
 
     /// Consumer: a copy of the entry at `head` if it is published. The shared slot is read
     /// once; only the copy is used afterwards.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the ring's one consumer and `head` its private head, not yet handed
+    /// back by [`SqView::release`]: no producer can have reserved that slot again.
     #[inline]
-    pub fn peek(&self, head: u32) -> Option<Sqe> {
+    pub unsafe fn peek(&self, head: u32) -> Option<Sqe> {
         if !self.is_published(head) {
             return None;
         }
@@ -314,8 +325,8 @@ impl<'a> SqView<'a> {
             // cannot be forwarded from the store buffer and waits for both stores. (That the
             // pieces stay apart is up to codegen; it keeps them apart today, and the profile
             // in BENCHMARKS.md shows what it costs if that changes.)
-            // SAFETY: the slot is published (acquire above) and not released yet, so its
-            // producer is done with it; `out` has room for SQE_BODY bytes, and
+            // SAFETY: the slot is published (acquire above) and not released yet (the
+            // caller's contract), so its producer is done with it and no other has it; `out` has room for SQE_BODY bytes, and
             // 48 + 8 + (SQE_BODY - 56) = SQE_BODY.
             unsafe {
                 let (src, dst) = (body.cast::<u8>(), out.as_mut_ptr().cast::<u8>());
@@ -398,11 +409,17 @@ impl<'a> CqView<'a> {
 
     /// Kernel: writes the completion at its private position `tail`, which `room` said is
     /// free.
+    ///
+    /// # Safety
+    ///
+    /// The caller is the ring's one completion producer, `tail` its private tail, and
+    /// [`CqView::room`] at that tail was non-zero: the consumer is done with the slot and
+    /// no one else writes it.
     #[inline]
-    pub fn write(&self, tail: u32, cqe: &Cqe) {
+    pub unsafe fn write(&self, tail: u32, cqe: &Cqe) {
         self.slot(tail).body.with_mut(|slot| {
             // SAFETY: `room` said the consumer is done with this slot and it is not yet
-            // published, so no one else accesses it.
+            // published; the caller is its only writer (the caller's contract).
             unsafe { ptr::write(slot, *cqe) }
         });
     }
@@ -424,11 +441,18 @@ impl<'a> CqView<'a> {
     }
 
     /// Consumer: reads the completion at `pos` (before the tail it loaded).
+    ///
+    /// # Safety
+    ///
+    /// The caller is the ring's one completion consumer, and `pos` lies in `[head, tail)`
+    /// for its private head (not yet released) and a tail it loaded with
+    /// [`CqView::available`].
     #[inline]
-    pub fn read(&self, pos: u32) -> Cqe {
+    pub unsafe fn read(&self, pos: u32) -> Cqe {
         self.slot(pos).body.with(|slot| {
-            // SAFETY: `pos` is before the tail loaded with acquire and after our head, so the
-            // kernel wrote it and will not touch it until we release it.
+            // SAFETY: `pos` is before the tail loaded with acquire and at or after our head
+            // (the caller's contract), so the kernel wrote it and will not touch it until we
+            // release it.
             unsafe { ptr::read(slot) }
         })
     }
@@ -445,6 +469,17 @@ impl<'a> CqView<'a> {
         // Release pairs with the kernel's acquire load of `head` in `room`.
         self.head
             .store(head, ordering!("cq_head_release", Release => Relaxed));
+    }
+
+    /// Consumer, after [`CqView::release`]: the full barrier of the full-CQ handshake, then
+    /// whether the kernel sleeps (NEED_WAKEUP in `sq`) and must be kicked to see the room.
+    #[inline]
+    pub fn after_release(&self, sq: &SqView<'_>) -> bool {
+        // SeqCst fence pairs with the one in `SqView::prepare_sleep` (Dekker): a kernel that
+        // sleeps because the CQ was full either sees our new `head` in its re-check of
+        // `room`, or we see its NEED_WAKEUP here.
+        fence(ordering!("after_release", SeqCst => AcqRel));
+        sq.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
 }
 

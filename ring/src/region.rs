@@ -309,8 +309,10 @@ pub struct HeapRings {
     cqes: Box<[CqSlot]>,
 }
 
-// SAFETY: the slots' cells are only accessed through the protocol functions, which give each
-// slot to one side at a time (the ordering contract); the index words are atomics.
+// SAFETY: shared access gives out only `SqView`/`CqView`. Their safe operations touch
+// nothing but atomics; every access to a slot's cell is an `unsafe fn` (`write`, `peek`,
+// `read`) whose caller promises the ordering contract's exclusive use of that slot, so
+// no safe code can race on a cell.
 unsafe impl Sync for HeapRings {}
 
 impl HeapRings {

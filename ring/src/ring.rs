@@ -3,7 +3,7 @@
 use std::{
     fmt, io,
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -14,11 +14,11 @@ use crate::{
     arena::{Arena, SharedMemory},
     complete::CompletionQueue,
     kernel::{self, Kernel},
-    local::Local,
+    local::{IdlePolicy, Local},
     protocol::Gate,
     region::{self, RingRegion},
     submit::{SingleSubmitter, Submitter},
-    validate::{BoundsValidator, Limits, ObjectLimit, Validator},
+    validate::{BoundsValidator, Limits, ObjectLimit, Validator, MAX_LIMIT_OBJECTS},
     ObjectId, Sqe,
 };
 
@@ -61,6 +61,12 @@ pub enum Error {
     /// The operation needs the other backend.
     #[error("not supported by the {0} backend")]
     Unsupported(BackendKind),
+    /// The ring already has this many objects attached, its limit.
+    #[error("the ring already has {0} objects attached, its limit")]
+    TooManyObjects(usize),
+    /// `SBPF_RING_BACKEND` names no backend.
+    #[error("SBPF_RING_BACKEND={0:?} names no backend (use local or kernel)")]
+    UnknownBackend(String),
 }
 
 impl Error {
@@ -108,7 +114,7 @@ pub struct RingBuilder {
     arena_size: u64,
     backend: BackendChoice,
     sqpoll: bool,
-    idle: Duration,
+    idle: IdlePolicy,
     wait_spin: Duration,
 }
 
@@ -120,7 +126,7 @@ impl Default for RingBuilder {
             arena_size: 1 << 20,
             backend: BackendChoice::Auto,
             sqpoll: true,
-            idle: Duration::from_millis(10),
+            idle: IdlePolicy::default(),
             wait_spin: Duration::from_micros(100),
         }
     }
@@ -158,9 +164,20 @@ impl RingBuilder {
         self
     }
 
-    /// How long the poller spins without work before it sleeps. Default 10 ms.
+    /// The poller spins this long without work before it sleeps, always
+    /// ([`IdlePolicy::Fixed`]). The default is [`IdlePolicy::Adaptive`]; see
+    /// [`RingBuilder::idle_policy`].
     pub fn idle(mut self, idle: Duration) -> Self {
-        self.idle = idle;
+        self.idle = IdlePolicy::Fixed(idle);
+        self
+    }
+
+    /// How long the poller spins without work before it sleeps. Default
+    /// [`IdlePolicy::Adaptive`] from 50 µs to 2 ms, which costs a few percent of a core under
+    /// a light load and nothing under full load (`BENCHMARKS.md`). The kernel module's
+    /// poller takes the longest window, in whole milliseconds, as its idle time.
+    pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
+        self.idle = policy;
         self
     }
 
@@ -192,7 +209,18 @@ impl RingBuilder {
                 "arena_size must be a multiple of 4096, at most 1 GiB",
             ));
         }
-        let idle_ms = self.idle.as_millis().min(10_000) as u32;
+        let longest = match self.idle {
+            IdlePolicy::Fixed(d) => d,
+            IdlePolicy::Adaptive { min, max } => {
+                if min > max {
+                    return Err(Error::InvalidArgument(
+                        "an adaptive idle window needs min <= max",
+                    ));
+                }
+                max
+            }
+        };
+        let idle_ms = longest.as_millis().min(10_000) as u32;
         let mut flags = abi::SETUP_CQSIZE;
         if self.sqpoll {
             flags |= abi::SETUP_SQPOLL;
@@ -208,9 +236,13 @@ impl RingBuilder {
     }
 
     fn resolve(&self) -> Result<BackendKind, Error> {
-        let choice = match (self.backend, std::env::var("SBPF_RING_BACKEND").as_deref()) {
-            (BackendChoice::Auto, Ok("local")) => BackendChoice::Local,
-            (BackendChoice::Auto, Ok("kernel")) => BackendChoice::Kernel,
+        let choice = match (self.backend, std::env::var_os("SBPF_RING_BACKEND")) {
+            (BackendChoice::Auto, Some(v)) => match v.to_str() {
+                Some("local") => BackendChoice::Local,
+                Some("kernel") => BackendChoice::Kernel,
+                Some("") => BackendChoice::Auto,
+                _ => return Err(Error::UnknownBackend(v.to_string_lossy().into_owned())),
+            },
             (choice, _) => choice,
         };
         match choice {
@@ -255,7 +287,7 @@ impl RingBuilder {
             }
         };
         Ok(Ring {
-            handle: Handle::new(inner),
+            handle: Handle(inner),
         })
     }
 }
@@ -279,8 +311,10 @@ pub(crate) struct Inner {
     /// 0: no producer handle yet; 1: shared producers; 2: one single producer.
     producer_mode: AtomicU32,
     cq_taken: AtomicBool,
-    /// User-facing handles alive; the last one to go shuts the ring down.
-    users: AtomicUsize,
+    /// Set when the `CompletionQueue` is dropped: no one will read completions again.
+    cq_dropped: AtomicBool,
+    /// Serializes object attach and detach, so a count checked is the count attached.
+    objects_lock: Mutex<()>,
     shut_down: Mutex<bool>,
     /// How long a completion waiter spins before it blocks.
     pub(crate) wait_spin: Duration,
@@ -304,7 +338,8 @@ impl Inner {
             limits_gen: AtomicU64::new(0),
             producer_mode: AtomicU32::new(0),
             cq_taken: AtomicBool::new(false),
-            users: AtomicUsize::new(0),
+            cq_dropped: AtomicBool::new(false),
+            objects_lock: Mutex::new(()),
             shut_down: Mutex::new(false),
         }
     }
@@ -328,6 +363,22 @@ impl Inner {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds an object the backend has attached to the producers' view; an object the
+    /// view has no room for is detached again, so none is attached but unusable.
+    fn add_limit(&self, object: ObjectLimit) -> Result<(), Error> {
+        let mut added = false;
+        self.update_limits(|l| added = l.push(object));
+        if added {
+            return Ok(());
+        }
+        let id = ObjectId(object.id);
+        let _ = match &self.backend {
+            Backend::Local(local) => local.detach_object(id),
+            Backend::Kernel(kernel) => kernel.detach_object(id),
+        };
+        Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS))
+    }
+
     fn update_limits(&self, f: impl FnOnce(&mut Limits)) {
         f(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
         // Release pairs with the producers' acquire load in `Submitter::refresh_limits`.
@@ -343,7 +394,21 @@ impl Inner {
         }
     }
 
-    fn shutdown(&self) -> ShutdownReport {
+    /// Whether the completion queue was dropped, so that completions are never read.
+    pub(crate) fn cq_dropped(&self) -> bool {
+        // Acquire pairs with the release store in `CompletionQueue::drop`.
+        self.cq_dropped.load(Ordering::Acquire)
+    }
+
+    /// Called as the completion queue drops: completions will never be read again, so
+    /// the ring closes (as a pipe does for its writers when the reader goes).
+    pub(crate) fn drop_completions(&self) {
+        // Release pairs with the acquire load in `cq_dropped`.
+        self.cq_dropped.store(true, Ordering::Release);
+        self.shutdown();
+    }
+
+    pub(crate) fn shutdown(&self) -> ShutdownReport {
         let mut done = self.shut_down.lock().unwrap_or_else(|e| e.into_inner());
         if *done {
             return ShutdownReport::default();
@@ -352,25 +417,65 @@ impl Inner {
         let final_tail = self.gate.close(&self.region.sq());
         let returned = match &self.backend {
             Backend::Local(local) => local.stop(final_tail),
-            Backend::Kernel(kernel) => {
-                // The kernel keeps consuming until the file is closed; wait (bounded) for it
-                // to reach the final tail so the completions of everything admitted arrive.
-                let sq = self.region.sq();
-                for _ in 0..1000 {
-                    if sq.consumed() == final_tail {
-                        break;
-                    }
-                    if !kernel.sqpoll() {
-                        let _ = kernel.enter(sq.entries(), 0, 0, None);
-                    } else {
-                        kernel.wake();
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Vec::new()
-            }
+            Backend::Kernel(kernel) => self.stop_kernel(kernel, final_tail),
         };
         ShutdownReport { returned }
+    }
+
+    /// Lets the kernel consume up to `final_tail` while its completions fit (bounded),
+    /// then stops it for good (the SHUTDOWN ioctl, which also wakes every thread waiting in
+    /// the kernel) and takes back what it did not consume.
+    fn stop_kernel(&self, kernel: &Kernel, final_tail: u32) -> Vec<Sqe> {
+        let sq = self.region.sq();
+        let cq = self.region.cq();
+        let start = std::time::Instant::now();
+        let mut full_since = None;
+        while sq.consumed() != final_tail && start.elapsed() < Duration::from_secs(1) {
+            if self.cq_dropped() {
+                // No one reads completions any more: discard them so that every admitted
+                // entry is still performed.
+                cq.release(cq.available());
+            } else if cq.room(cq.available()) == 0 {
+                // A consumer that makes no room for 10 ms gets the rest handed back.
+                let since = *full_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > Duration::from_millis(10) {
+                    break;
+                }
+            } else {
+                full_since = None;
+            }
+            if !kernel.sqpoll() {
+                let _ = kernel.enter(sq.entries(), 0, 0, None);
+            } else {
+                kernel.wake();
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if kernel.shutdown().is_err() {
+            // The module stops when the file is closed; nothing can be handed back safely
+            // while it may still consume.
+            return Vec::new();
+        }
+        // The kernel consumes nothing any more: what it left between its head and the final
+        // tail was admitted and never performed.
+        let mut returned = Vec::new();
+        let mut pos = sq.consumed();
+        let spin_until = std::time::Instant::now() + Duration::from_secs(1);
+        while pos != final_tail && final_tail.wrapping_sub(pos) <= sq.entries() {
+            // SAFETY: the kernel has stopped consuming (SHUTDOWN), so this thread, under the
+            // shutdown lock, is the ring's only consumer, and `pos` has not been released.
+            match unsafe { sq.peek(pos) } {
+                Some(sqe) => {
+                    returned.push(sqe);
+                    pos = pos.wrapping_add(1);
+                }
+                // A producer admitted before the gate closed is still publishing.
+                None if std::time::Instant::now() < spin_until => crate::sync::spin_loop(),
+                None => break,
+            }
+        }
+        sq.release(pos);
+        returned
     }
 }
 
@@ -382,32 +487,15 @@ pub struct ShutdownReport {
     pub returned: Vec<Sqe>,
 }
 
-/// A counted reference to the ring's shared state; the last handle to go shuts it down.
+/// A reference to the ring's shared state, held by every handle the ring gives out. The
+/// memory lives until the last one goes; the ring closes when the [`Ring`] or its
+/// [`CompletionQueue`] drops.
+#[derive(Clone)]
 pub(crate) struct Handle(Arc<Inner>);
 
 impl Handle {
-    fn new(inner: Arc<Inner>) -> Self {
-        inner.users.fetch_add(1, Ordering::Relaxed);
-        Handle(inner)
-    }
-
     pub(crate) fn inner(&self) -> &Inner {
         &self.0
-    }
-}
-
-impl Clone for Handle {
-    fn clone(&self) -> Self {
-        Handle::new(Arc::clone(&self.0))
-    }
-}
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        // AcqRel: the last handle sees every other handle's work before shutting down.
-        if self.0.users.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.shutdown();
-        }
     }
 }
 
@@ -467,35 +555,51 @@ impl Ring {
         }
     }
 
-    /// Creates a zeroed object of `size` bytes (a multiple of 8) and attaches it.
+    /// Creates a zeroed object of `size` bytes (a multiple of 8) and attaches it. A ring
+    /// holds at most [`MAX_LIMIT_OBJECTS`] objects ([`Error::TooManyObjects`]); each is
+    /// usable through every validator and guard.
     pub fn create_object(&self, size: u64) -> Result<ObjectId, Error> {
-        let id = match &self.inner().backend {
+        let inner = self.inner();
+        // One object at a time, so the count checked is the count attached.
+        let _serial = inner.objects_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.limits().objects().len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let id = match &inner.backend {
             Backend::Local(local) => local.create_object(size)?,
             Backend::Kernel(kernel) => kernel.create_object(size)?,
         };
-        self.inner().update_limits(|l| {
-            l.push(ObjectLimit { id: id.0, size });
-        });
+        inner.add_limit(ObjectLimit::new(id.0, size))?;
         Ok(id)
     }
 
     /// Attaches an existing object (made by another ring, or another process on the kernel
-    /// backend); returns its size.
+    /// backend); returns its size. Attaching an attached object changes nothing.
     pub fn attach_object(&self, id: ObjectId) -> Result<u64, Error> {
-        let size = match &self.inner().backend {
+        let inner = self.inner();
+        let _serial = inner.objects_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = inner.limits();
+        if let Some(o) = limits.object(id.0) {
+            return Ok(o.size);
+        }
+        if limits.objects().len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let size = match &inner.backend {
             Backend::Local(local) => local.attach_object(id)?,
             Backend::Kernel(kernel) => kernel.attach_object(id)?,
         };
-        self.inner().update_limits(|l| {
-            if l.object_size(id.0).is_none() {
-                l.push(ObjectLimit { id: id.0, size });
-            }
-        });
+        inner.add_limit(ObjectLimit::new(id.0, size))?;
         Ok(size)
     }
 
     /// Detaches an object. Entries already published may still complete against it.
     pub fn detach_object(&self, id: ObjectId) -> Result<(), Error> {
+        let _serial = self
+            .inner()
+            .objects_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match &self.inner().backend {
             Backend::Local(local) => local.detach_object(id)?,
             Backend::Kernel(kernel) => kernel.detach_object(id)?,
@@ -600,11 +704,24 @@ impl Ring {
         }
     }
 
-    /// Refuses new submissions, lets the consumer finish every entry published before
-    /// (while the completion ring has room), and stops the local poller. Producers that
-    /// publish concurrently either get their entry performed or get it back as
-    /// [`SubmitError::Closed`](crate::SubmitError::Closed). Completions stay readable.
+    /// Closes the ring: refuses new submissions, lets the consumer finish every entry
+    /// published before (while the completion ring has room), stops it (the local poller
+    /// thread, or the module's poller and ENTER path), and wakes every thread blocked in
+    /// [`CompletionQueue::wait`], which returns [`Error::Closed`] unless what it waited for
+    /// is there. Producers that publish concurrently either get their entry performed or
+    /// get it back as [`SubmitError::Closed`](crate::SubmitError::Closed); entries
+    /// published but never performed (the completion ring stayed full) are in the report.
+    /// Completions posted stay readable. Idempotent: a second call reports nothing.
     pub fn shutdown(&self) -> ShutdownReport {
         self.inner().shutdown()
+    }
+}
+
+/// Dropping the ring closes it as [`Ring::shutdown`] does, discarding the report: every
+/// handle it gave out sees the ring closed at once, and the memory lives until the last
+/// of them goes.
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.inner().shutdown();
     }
 }

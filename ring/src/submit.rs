@@ -1,6 +1,9 @@
 //! Producer handles: validate on a private copy, reserve, write, publish.
 
-use std::fmt;
+use std::{
+    fmt,
+    time::{Duration, Instant},
+};
 
 use crate::{
     protocol::SqView,
@@ -10,8 +13,10 @@ use crate::{
 
 /// Why an entry was not submitted. Every variant hands the entry back: nothing is dropped.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SubmitError {
-    /// The submission ring is full; retry after completions are consumed.
+    /// The submission ring is full; retry after completions are consumed. From
+    /// [`Submitter::submit_timeout`]: it stayed full until the deadline.
     #[error("the submission ring is full")]
     Full(Sqe),
     /// The producer's validator refused the entry; no slot was taken.
@@ -42,6 +47,7 @@ impl SubmitError {
 
 /// Why a batch was not (entirely) submitted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError {
     /// The ring has no free slot; nothing was submitted.
     #[error("the submission ring is full")]
@@ -218,12 +224,45 @@ fn submit_batch(
         return Err(BatchError::Full);
     };
     for (i, sqe) in entries[..n as usize].iter().enumerate() {
-        sq.write(pos.wrapping_add(i as u32), sqe);
+        // SAFETY: `[pos, pos + n)` was reserved just above by this handle and is not
+        // published yet.
+        unsafe { sq.write(pos.wrapping_add(i as u32), sqe) };
     }
     if publish(handle, &sq, pos, n) {
         Ok(n as usize)
     } else {
         Err(BatchError::Closed)
+    }
+}
+
+/// Retries `submit` while it answers `Full`, until `deadline`: spins briefly, then yields,
+/// then sleeps in growing steps (to 1 ms), so a long wait costs little CPU.
+fn submit_until(
+    deadline: Option<Instant>,
+    mut submit: impl FnMut() -> Result<usize, BatchError>,
+) -> Result<usize, BatchError> {
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 16;
+    let mut tries = 0u32;
+    let mut nap = Duration::from_micros(10);
+    loop {
+        match submit() {
+            Err(BatchError::Full) => {}
+            done => return done,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(BatchError::Full);
+        }
+        tries = tries.saturating_add(1);
+        if tries < SPINS {
+            std::hint::spin_loop();
+        } else if tries < SPINS + YIELDS {
+            std::thread::yield_now();
+        } else {
+            let left = deadline.map_or(nap, |d| d.saturating_duration_since(Instant::now()));
+            std::thread::sleep(nap.min(left));
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
     }
 }
 
@@ -269,6 +308,23 @@ impl Submitter {
             .map_err(|e| e.for_entry(sqe))
     }
 
+    /// As [`Submitter::submit`], waiting for room while the ring is full, until `timeout`
+    /// passes (`None`: until there is room or the ring closes). Waits without burning a
+    /// core: a short spin, then sleeps of up to 1 ms.
+    pub fn submit_timeout(
+        &mut self,
+        sqe: Sqe,
+        timeout: Option<Duration>,
+    ) -> Result<(), SubmitError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let (handle, policy) = (&self.handle, &mut self.policy);
+        submit_until(deadline, || {
+            submit_batch(handle, policy, core::slice::from_ref(&sqe), Shared)
+        })
+        .map(|_| ())
+        .map_err(|e| e.for_entry(sqe))
+    }
+
     /// Validates every entry, then publishes as many as fit together (one reservation, one
     /// publication fence). Returns how many were published, from the front; refusal of any
     /// entry publishes none. A ring that looks full when the call begins gives
@@ -312,6 +368,18 @@ impl SingleSubmitter {
     /// As [`Submitter::submit`].
     pub fn submit(&mut self, sqe: Sqe) -> Result<(), SubmitError> {
         self.submit_batch(core::slice::from_ref(&sqe))
+            .map(|_| ())
+            .map_err(|e| e.for_entry(sqe))
+    }
+
+    /// As [`Submitter::submit_timeout`].
+    pub fn submit_timeout(
+        &mut self,
+        sqe: Sqe,
+        timeout: Option<Duration>,
+    ) -> Result<(), SubmitError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        submit_until(deadline, || self.submit_batch(core::slice::from_ref(&sqe)))
             .map(|_| ())
             .map_err(|e| e.for_entry(sqe))
     }

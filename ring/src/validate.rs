@@ -12,31 +12,62 @@ use std::{borrow::Cow, fmt};
 
 use crate::abi::{opcode, Sqe, MAX_IO_LEN};
 
-/// Most objects a [`Limits`] describes; a guard's context has room for this many.
-pub const MAX_LIMIT_OBJECTS: usize = 8;
+/// Most objects a ring has attached at once, and so a [`Limits`] describes: the kernel
+/// module's per-file limit, which the local backend applies too.
+pub const MAX_LIMIT_OBJECTS: usize = 64;
+
+/// What a ring lets its producers do with an object ([`ObjectLimit::rights`]).
+pub mod rights {
+    /// READ and LOAD64 may read it.
+    pub const READ: u32 = 1 << 0;
+    /// WRITE, STORE64, FETCH_ADD64 and CAS64 may change it.
+    pub const WRITE: u32 = 1 << 1;
+    /// Both: every object a ring creates or attaches today.
+    pub const ALL: u32 = READ | WRITE;
+}
 
 /// One attached object as a validator sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ObjectLimit {
     /// Object id.
     pub id: u32,
+    /// [`rights`] bits.
+    pub rights: u32,
     /// Size in bytes.
     pub size: u64,
 }
 
+impl ObjectLimit {
+    /// An object with every right.
+    pub const fn new(id: u32, size: u64) -> Self {
+        ObjectLimit {
+            id,
+            rights: rights::ALL,
+            size,
+        }
+    }
+}
+
 /// What a producer-side validator knows of its ring: the arena and the attached objects.
 ///
-/// Two `Limits` are equal when they describe the same arena and the same objects in the same
-/// order; the unused tail of `objects` does not take part (so comparing costs what is in use,
-/// which validators that cache per-limits state do on every entry).
-#[derive(Clone, Copy, Debug, Default)]
+/// The objects are kept sorted by id, so [`Limits::object`] is a binary search over up to
+/// [`MAX_LIMIT_OBJECTS`]. Two `Limits` are equal when they describe the same arena and the
+/// same objects; the unused tail of `objects` does not take part (so comparing costs what
+/// is in use, which validators that cache per-limits state do on every entry).
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Data arena size in bytes.
     pub arena_size: u64,
-    /// Attached objects; the first `nobjects` are meaningful.
+    /// Attached objects, sorted by id; the first `nobjects` are meaningful.
     pub objects: [ObjectLimit; MAX_LIMIT_OBJECTS],
     /// How many of `objects` are in use.
     pub nobjects: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(0)
+    }
 }
 
 impl Limits {
@@ -44,39 +75,61 @@ impl Limits {
     pub const fn new(arena_size: u64) -> Self {
         Limits {
             arena_size,
-            objects: [ObjectLimit { id: 0, size: 0 }; MAX_LIMIT_OBJECTS],
+            objects: [ObjectLimit {
+                id: 0,
+                rights: 0,
+                size: 0,
+            }; MAX_LIMIT_OBJECTS],
             nobjects: 0,
         }
     }
 
-    /// The attached objects (at most [`MAX_LIMIT_OBJECTS`], whatever `nobjects` says).
+    /// The attached objects, by id (at most [`MAX_LIMIT_OBJECTS`], whatever `nobjects`
+    /// says).
     #[inline]
     pub fn objects(&self) -> &[ObjectLimit] {
         &self.objects[..(self.nobjects as usize).min(MAX_LIMIT_OBJECTS)]
     }
 
-    /// Size of object `id`, if attached.
-    pub fn object_size(&self, id: u32) -> Option<u64> {
-        self.objects().iter().find(|o| o.id == id).map(|o| o.size)
+    /// Object `id`, if attached.
+    #[inline]
+    pub fn object(&self, id: u32) -> Option<&ObjectLimit> {
+        let objects = self.objects();
+        objects
+            .binary_search_by_key(&id, |o| o.id)
+            .ok()
+            .map(|i| &objects[i])
     }
 
-    /// Adds an object; returns `false` when the table is full (the object then stays
-    /// unknown to validators, which reject entries that address it).
+    /// Size of object `id`, if attached.
+    #[inline]
+    pub fn object_size(&self, id: u32) -> Option<u64> {
+        self.object(id).map(|o| o.size)
+    }
+
+    /// Adds an object, or replaces the one with its id; returns `false` when the table is
+    /// full ([`MAX_LIMIT_OBJECTS`]) and the object is not in it.
     pub fn push(&mut self, object: ObjectLimit) -> bool {
-        match self.objects.get_mut(self.nobjects as usize) {
-            Some(slot) => {
-                *slot = object;
-                self.nobjects += 1;
+        let n = self.objects().len();
+        match self.objects().binary_search_by_key(&object.id, |o| o.id) {
+            Ok(i) => {
+                self.objects[i] = object;
                 true
             }
-            None => false,
+            Err(_) if n == MAX_LIMIT_OBJECTS => false,
+            Err(i) => {
+                self.objects.copy_within(i..n, i + 1);
+                self.objects[i] = object;
+                self.nobjects = n as u32 + 1;
+                true
+            }
         }
     }
 
     /// Removes object `id` if present.
     pub fn remove(&mut self, id: u32) {
         let n = self.objects().len();
-        if let Some(i) = self.objects().iter().position(|o| o.id == id) {
+        if let Ok(i) = self.objects().binary_search_by_key(&id, |o| o.id) {
             self.objects.copy_within(i + 1..n, i);
             self.nobjects = n as u32 - 1;
             self.objects[n - 1] = ObjectLimit::default();
@@ -170,7 +223,14 @@ pub struct BoundsValidator;
 
 impl Validator for BoundsValidator {
     fn validate(&mut self, sqe: &Sqe, limits: &Limits) -> Result<(), Rejection> {
-        check_entry(sqe, limits.arena_size, |id| limits.object_size(id)).map_err(Rejection::from)
+        let object = limits.object(sqe.obj_id);
+        check_entry(sqe, limits.arena_size, |_| object.map(|o| o.size))?;
+        match object {
+            Some(o) if o.rights & needed_rights(sqe.opcode) != needed_rights(sqe.opcode) => Err(
+                Rejection::new(RIGHTS_CODE, "the object does not allow this operation"),
+            ),
+            _ => Ok(()),
+        }
     }
 
     fn clone_box(&self) -> Box<dyn Validator> {
@@ -179,6 +239,20 @@ impl Validator for BoundsValidator {
 
     fn name(&self) -> &str {
         "bounds"
+    }
+}
+
+/// [`Rejection::code`] of an entry whose object lacks a right the opcode needs; above every
+/// [`Fault`] code.
+pub const RIGHTS_CODE: u64 = 16;
+
+/// The [`rights`] an opcode needs of its object.
+pub const fn needed_rights(op: u8) -> u32 {
+    match op {
+        opcode::NOP => 0,
+        opcode::READ | opcode::LOAD64 => rights::READ,
+        opcode::WRITE | opcode::STORE64 => rights::WRITE,
+        _ => rights::READ | rights::WRITE,
     }
 }
 
@@ -295,23 +369,24 @@ mod tests {
     #[test]
     fn limits_compare_what_is_in_use() {
         let mut a = Limits::new(4096);
-        assert!(a.push(ObjectLimit { id: 1, size: 64 }));
-        assert!(a.push(ObjectLimit { id: 2, size: 128 }));
+        assert!(a.push(ObjectLimit::new(2, 128)));
+        assert!(a.push(ObjectLimit::new(1, 64)));
+        assert_eq!(a.objects()[0].id, 1, "kept sorted by id");
         let mut b = a;
         b.remove(2);
         assert_ne!(a, b);
         // A stale entry past `nobjects` does not make two equal tables differ.
         let mut c = b;
-        c.objects[1] = ObjectLimit { id: 9, size: 9 };
+        c.objects[1] = ObjectLimit::new(9, 9);
         assert_eq!(b, c);
-        assert_eq!(c.objects(), &[ObjectLimit { id: 1, size: 64 }]);
-        // Order, sizes and the arena all count.
-        let mut d = a;
-        d.objects.swap(0, 1);
-        assert_ne!(a, d);
+        assert_eq!(c.objects(), &[ObjectLimit::new(1, 64)]);
+        // Sizes, rights and the arena all count.
         let mut e = a;
         e.objects[0].size = 65;
         assert_ne!(a, e);
+        let mut r = a;
+        r.objects[0].rights = rights::READ;
+        assert_ne!(a, r);
         assert_ne!(
             a,
             Limits {
@@ -322,5 +397,31 @@ mod tests {
         // A corrupt count is clamped, not a panic.
         let f = Limits { nobjects: 99, ..a };
         assert_eq!(f.objects().len(), MAX_LIMIT_OBJECTS);
+    }
+
+    #[test]
+    fn limits_hold_every_object_a_ring_may_have() {
+        let mut l = Limits::new(4096);
+        // Ids in an order that is neither sorted nor reversed.
+        let ids: Vec<u32> = (0..MAX_LIMIT_OBJECTS as u32)
+            .map(|i| (i * 37) % 101 + 1)
+            .collect();
+        for &id in &ids {
+            assert!(l.push(ObjectLimit::new(id, u64::from(id) * 8)));
+        }
+        assert!(!l.push(ObjectLimit::new(1000, 8)), "one past the limit");
+        for &id in &ids {
+            assert_eq!(l.object_size(id), Some(u64::from(id) * 8), "object {id}");
+        }
+        assert_eq!(l.object_size(1000), None);
+        assert!(l.objects().windows(2).all(|w| w[0].id < w[1].id));
+        // Pushing a known id replaces it, even when full.
+        assert!(l.push(ObjectLimit::new(ids[5], 16)));
+        assert_eq!(l.object_size(ids[5]), Some(16));
+        l.remove(ids[3]);
+        assert_eq!(l.object_size(ids[3]), None);
+        assert_eq!(l.objects().len(), MAX_LIMIT_OBJECTS - 1);
+        assert!(l.push(ObjectLimit::new(1000, 8)));
+        assert_eq!(l.object_size(1000), Some(8));
     }
 }

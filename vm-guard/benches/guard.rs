@@ -94,7 +94,7 @@ fn benches(c: &mut Criterion) {
     let code = source::assemble(GUARD20).unwrap();
     assert_eq!(code.len() / 8, 20);
     let mut limits = Limits::new(1 << 20);
-    limits.push(ObjectLimit { id: 1, size: 4096 });
+    limits.push(ObjectLimit::new(1, 4096));
     let sqe = Sqe {
         opcode: opcode::READ,
         obj_id: 1,

@@ -27,8 +27,13 @@ typedef __UINT16_TYPE__ sbpf_u16;
 typedef __UINT32_TYPE__ sbpf_u32;
 typedef __UINT64_TYPE__ sbpf_u64;
 
-#define SBPF_GUARD_CTX_VERSION 1
+#define SBPF_GUARD_CTX_VERSION 2
+/* Entries of ctx->objects[]: the ring's first objects by id (a ring has up to 64). */
 #define SBPF_GUARD_MAX_OBJECTS 8
+
+/* Bits of struct sbpf_guard_object.rights. */
+#define SBPF_RIGHT_READ (1u << 0)
+#define SBPF_RIGHT_WRITE (1u << 1)
 
 /* Opcodes of a submission entry (docs/ABI.md). */
 #define SBPF_OP_NOP 0
@@ -58,8 +63,8 @@ struct sbpf_guard_sqe {
 
 struct sbpf_guard_object {
 	sbpf_u32 id;
-	sbpf_u32 resv;
-	sbpf_u64 size;
+	sbpf_u32 rights;		/* SBPF_RIGHT_* (zero in version 1) */
+	sbpf_u64 size;			/* bytes; 0: no such object attached */
 };
 
 struct sbpf_guard_ctx {
@@ -70,7 +75,8 @@ struct sbpf_guard_ctx {
 	sbpf_u32 resv;			/* 76: zero */
 	sbpf_u64 arena_size;		/* 80: data arena, bytes */
 	sbpf_u64 allowed_opcodes;	/* 88: bit n: opcode n allowed by this stage's configuration */
-	struct sbpf_guard_object objects[SBPF_GUARD_MAX_OBJECTS]; /* 96 */
+	struct sbpf_guard_object objects[SBPF_GUARD_MAX_OBJECTS]; /* 96: the first objects by id */
+	struct sbpf_guard_object object; /* 224 (version 2): the entry's own object, or zeros */
 };
 
 #define SBPF_GUARD_ASSERT_OFF(type, field, off) \
@@ -92,6 +98,7 @@ SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, arena_size, 80);
 SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, allowed_opcodes, 88);
 SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, objects, 96);
 _Static_assert(sizeof(struct sbpf_guard_object) == 16, "object entry is 16 bytes");
-_Static_assert(sizeof(struct sbpf_guard_ctx) == 224, "context is 224 bytes");
+SBPF_GUARD_ASSERT_OFF(struct sbpf_guard_ctx, object, 224);
+_Static_assert(sizeof(struct sbpf_guard_ctx) == 240, "context is 240 bytes");
 
 #endif /* SBPF_GUARD_H */

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 use sbpf_ring::abi::{opcode, MAX_IO_LEN};
 
-use crate::context::{off, MAX_LIMIT_OBJECTS_CTX};
+use crate::context::off;
 
 /// Reason codes of the built-in guards beyond `Fault`'s.
 pub mod code {
@@ -48,21 +48,13 @@ pub mod code {
 pub fn bounds() -> String {
     let mut s = String::new();
     let w = &mut s;
-    // r2 opcode, r3 obj_id, r4 nobjects, r5 object size, r6.. scratch.
+    // r2 opcode, r5 object size (the entry's own object, as the producer resolved it: zero
+    // when none is attached), r6.. scratch.
     let _ = writeln!(w, "ldxb r2, [r1+{}]", off::OPCODE);
     let _ = writeln!(w, "jge r2, {}, bad_opcode", opcode::COUNT);
     let _ = writeln!(w, "jeq r2, {}, accept", opcode::NOP);
-    let _ = writeln!(w, "ldxw r3, [r1+{}]", off::OBJ_ID);
-    let _ = writeln!(w, "ldxw r4, [r1+{}]", off::NOBJECTS);
-    for i in 0..MAX_LIMIT_OBJECTS_CTX {
-        let base = off::OBJECTS + i * off::OBJECT_STRIDE;
-        let _ = writeln!(w, "jle r4, {i}, no_object");
-        let _ = writeln!(w, "ldxw r6, [r1+{}]", base + off::OBJECT_ID);
-        let _ = writeln!(w, "ldxdw r5, [r1+{}]", base + off::OBJECT_SIZE);
-        let _ = writeln!(w, "jeq r6, r3, found");
-    }
-    let _ = writeln!(w, "ja no_object");
-    let _ = writeln!(w, "found:");
+    let _ = writeln!(w, "ldxdw r5, [r1+{}]", off::OBJECT + off::OBJECT_SIZE);
+    let _ = writeln!(w, "jeq r5, 0, no_object");
     let _ = writeln!(w, "jgt r2, {}, word_op", opcode::WRITE);
     // READ / WRITE: 1 <= len <= MAX_IO_LEN, both ranges inside, no overflow.
     let _ = writeln!(w, "ldxw r6, [r1+{}]", off::LEN);

@@ -25,23 +25,31 @@
 //! | 76 | 4 | `resv` | zero |
 //! | 80 | 8 | `arena_size` | the data arena, bytes |
 //! | 88 | 8 | `allowed_opcodes` | bit `n` set: opcode `n` allowed by this guard stage's configuration |
-//! | 96 | 16 × 8 | `objects` | `{ id: u32, resv: u32, size: u64 }` per attached object |
+//! | 96 | 16 × 8 | `objects` | `{ id: u32, rights: u32, size: u64 }`: the ring's first [`CTX_OBJECTS`] objects by id |
+//! | 224 | 16 | `object` | (version 2) the entry's own object as the producer resolved it, `{ id, rights, size }`; all zero (size 0) when the entry names no attached object |
 //!
 //! The same layout is `struct sbpf_guard_ctx` in `vm-guard/include/sbpf_guard.h`; the
 //! `tests/header.rs` test compiles the header and compares every offset.
 //!
 //! Compatibility: fields are only ever appended, `size` grows with them and `version` is
-//! bumped; existing offsets never move.
+//! bumped; existing offsets never move. A ring has up to
+//! [`MAX_LIMIT_OBJECTS`](sbpf_ring::validate::MAX_LIMIT_OBJECTS) objects; the table holds
+//! the first [`CTX_OBJECTS`], as version 1 did, so a version-1 guard that scans it keeps
+//! working for those. A guard of version 2 reads `object` instead: one load, whatever the
+//! ring's object count. `rights` are the bits of `sbpf_ring::validate::rights`.
 
 use core::mem::{offset_of, size_of};
 
 use sbpf_ring::{
     abi::Sqe,
-    validate::{Limits, MAX_LIMIT_OBJECTS},
+    validate::{Limits, ObjectLimit},
 };
 
 /// Layout version written into every context.
-pub const CONTEXT_VERSION: u32 = 1;
+pub const CONTEXT_VERSION: u32 = 2;
+
+/// Entries of the context's `objects` table.
+pub const CTX_OBJECTS: usize = 8;
 
 /// Bytes of the context; a guard may load from `[0, CONTEXT_SIZE)` and nowhere else.
 pub const CONTEXT_SIZE: usize = size_of::<GuardContext>();
@@ -55,8 +63,8 @@ pub const ALL_OPCODES: u64 = (1 << sbpf_ring::abi::opcode::COUNT) - 1;
 pub struct GuardObject {
     /// Object id.
     pub id: u32,
-    /// Zero.
-    pub resv: u32,
+    /// `sbpf_ring::validate::rights` bits (zero in version 1).
+    pub rights: u32,
     /// Size in bytes.
     pub size: u64,
 }
@@ -79,8 +87,20 @@ pub struct GuardContext {
     pub arena_size: u64,
     /// Bit `n`: opcode `n` is allowed by the stage's configuration.
     pub allowed_opcodes: u64,
-    /// The ring's attached objects.
-    pub objects: [GuardObject; MAX_LIMIT_OBJECTS],
+    /// The ring's first [`CTX_OBJECTS`] attached objects, by id.
+    pub objects: [GuardObject; CTX_OBJECTS],
+    /// The entry's own object; zero when it names no attached object.
+    pub object: GuardObject,
+}
+
+impl From<&ObjectLimit> for GuardObject {
+    fn from(o: &ObjectLimit) -> Self {
+        GuardObject {
+            id: o.id,
+            rights: o.rights,
+            size: o.size,
+        }
+    }
 }
 
 /// Offsets of the context's fields, for guard authors writing assembly.
@@ -133,8 +153,12 @@ pub mod off {
     pub const OBJECT_STRIDE: usize = core::mem::size_of::<GuardObject>();
     /// `id` (u32) within an object entry.
     pub const OBJECT_ID: usize = offset_of!(GuardObject, id);
+    /// `rights` (u32) within an object entry.
+    pub const OBJECT_RIGHTS: usize = offset_of!(GuardObject, rights);
     /// `size` (u64) within an object entry.
     pub const OBJECT_SIZE: usize = offset_of!(GuardObject, size);
+    /// `object`, the entry's own object (version 2).
+    pub const OBJECT: usize = offset_of!(GuardContext, object);
 }
 
 const _: () = {
@@ -149,22 +173,19 @@ const _: () = {
     assert!(offset_of!(GuardContext, objects) == 96);
     assert!(size_of::<GuardObject>() == 16);
     assert!(offset_of!(GuardObject, size) == 8);
-    assert!(MAX_LIMIT_OBJECTS == 8);
-    assert!(size_of::<GuardContext>() == 224);
+    assert!(CTX_OBJECTS == 8);
+    assert!(offset_of!(GuardContext, object) == 224);
+    assert!(size_of::<GuardContext>() == 240);
     assert!(CONTEXT_SIZE % 8 == 0);
 };
 
 impl GuardContext {
     /// The context for `sqe` under `limits`, with the stage's opcode mask.
     pub fn new(sqe: &Sqe, limits: &Limits, allowed_opcodes: u64) -> Self {
-        let mut objects = [GuardObject::default(); MAX_LIMIT_OBJECTS];
-        let n = limits.objects().len().min(MAX_LIMIT_OBJECTS);
+        let mut objects = [GuardObject::default(); CTX_OBJECTS];
+        let n = limits.objects().len().min(CTX_OBJECTS);
         for (slot, o) in objects.iter_mut().zip(limits.objects()) {
-            *slot = GuardObject {
-                id: o.id,
-                resv: 0,
-                size: o.size,
-            };
+            *slot = o.into();
         }
         GuardContext {
             sqe: *sqe,
@@ -175,6 +196,10 @@ impl GuardContext {
             arena_size: limits.arena_size,
             allowed_opcodes,
             objects,
+            object: limits
+                .object(sqe.obj_id)
+                .map(Into::into)
+                .unwrap_or_default(),
         }
     }
 }
@@ -202,8 +227,9 @@ impl ContextBuf {
         buf.put(off::ARENA_SIZE, &ctx.arena_size.to_ne_bytes());
         buf.put(off::ALLOWED_OPCODES, &ctx.allowed_opcodes.to_ne_bytes());
         for (i, o) in ctx.objects.iter().enumerate() {
-            buf.write_object(i, o.id, o.size);
+            buf.write_object(off::OBJECTS + i * off::OBJECT_STRIDE, o);
         }
+        buf.write_object(off::OBJECT, &ctx.object);
         buf
     }
 
@@ -213,19 +239,31 @@ impl ContextBuf {
         self.put(off::VERSION, &CONTEXT_VERSION.to_ne_bytes());
         self.put(off::SIZE, &(CONTEXT_SIZE as u32).to_ne_bytes());
         let objects = limits.objects();
-        let n = objects.len().min(MAX_LIMIT_OBJECTS);
+        let n = objects.len().min(CTX_OBJECTS);
         self.put(off::NOBJECTS, &(n as u32).to_ne_bytes());
         self.put(off::ARENA_SIZE, &limits.arena_size.to_ne_bytes());
-        for i in 0..MAX_LIMIT_OBJECTS {
-            let (id, size) = objects.get(i).map_or((0, 0), |o| (o.id, o.size));
-            self.write_object(i, id, size);
+        for i in 0..CTX_OBJECTS {
+            let o = objects.get(i).map(Into::into).unwrap_or_default();
+            self.write_object(off::OBJECTS + i * off::OBJECT_STRIDE, &o);
         }
+        self.fill_object(sqe, limits);
     }
 
-    /// Writes only the descriptor (the limits part is left as it is).
+    /// Writes only what depends on the descriptor: the descriptor and its object (the
+    /// rest of the limits part is left as it is).
     #[inline]
-    pub fn fill_sqe(&mut self, sqe: &Sqe) {
+    pub fn fill_sqe(&mut self, sqe: &Sqe, limits: &Limits) {
         self.write_sqe(sqe);
+        self.fill_object(sqe, limits);
+    }
+
+    #[inline]
+    fn fill_object(&mut self, sqe: &Sqe, limits: &Limits) {
+        let o = limits
+            .object(sqe.obj_id)
+            .map(Into::into)
+            .unwrap_or_default();
+        self.write_object(off::OBJECT, &o);
     }
 
     /// Sets the `allowed_opcodes` word.
@@ -238,11 +276,14 @@ impl ContextBuf {
     pub fn to_context(&self) -> GuardContext {
         let u32_at = |o: usize| u32::from_ne_bytes(self.0[o..o + 4].try_into().unwrap_or([0; 4]));
         let u64_at = |o: usize| u64::from_ne_bytes(self.0[o..o + 8].try_into().unwrap_or([0; 8]));
-        let mut objects = [GuardObject::default(); MAX_LIMIT_OBJECTS];
+        let object_at = |base: usize| GuardObject {
+            id: u32_at(base + off::OBJECT_ID),
+            rights: u32_at(base + off::OBJECT_RIGHTS),
+            size: u64_at(base + off::OBJECT_SIZE),
+        };
+        let mut objects = [GuardObject::default(); CTX_OBJECTS];
         for (i, o) in objects.iter_mut().enumerate() {
-            let base = off::OBJECTS + i * off::OBJECT_STRIDE;
-            o.id = u32_at(base + off::OBJECT_ID);
-            o.size = u64_at(base + off::OBJECT_SIZE);
+            *o = object_at(off::OBJECTS + i * off::OBJECT_STRIDE);
         }
         GuardContext {
             sqe: Sqe {
@@ -267,6 +308,7 @@ impl ContextBuf {
             arena_size: u64_at(off::ARENA_SIZE),
             allowed_opcodes: u64_at(off::ALLOWED_OPCODES),
             objects,
+            object: object_at(off::OBJECT),
         }
     }
 
@@ -287,11 +329,11 @@ impl ContextBuf {
         self.put(off::SEQ, &s.seq.to_ne_bytes());
     }
 
-    fn write_object(&mut self, i: usize, id: u32, size: u64) {
-        let base = off::OBJECTS + i * off::OBJECT_STRIDE;
-        self.put(base + off::OBJECT_ID, &id.to_ne_bytes());
-        self.put(base + off::OBJECT_ID + 4, &0u32.to_ne_bytes());
-        self.put(base + off::OBJECT_SIZE, &size.to_ne_bytes());
+    #[inline]
+    fn write_object(&mut self, base: usize, o: &GuardObject) {
+        self.put(base + off::OBJECT_ID, &o.id.to_ne_bytes());
+        self.put(base + off::OBJECT_RIGHTS, &o.rights.to_ne_bytes());
+        self.put(base + off::OBJECT_SIZE, &o.size.to_ne_bytes());
     }
 
     #[inline(always)]
@@ -300,8 +342,8 @@ impl ContextBuf {
     }
 }
 
-/// [`MAX_LIMIT_OBJECTS`], re-exported for guard generators.
-pub const MAX_LIMIT_OBJECTS_CTX: usize = MAX_LIMIT_OBJECTS;
+/// [`CTX_OBJECTS`], under its version-1 name.
+pub const MAX_LIMIT_OBJECTS_CTX: usize = CTX_OBJECTS;
 
 #[cfg(test)]
 mod tests {
@@ -312,8 +354,8 @@ mod tests {
     #[test]
     fn buffer_round_trips_the_context() {
         let mut limits = Limits::new(1 << 20);
-        limits.push(ObjectLimit { id: 7, size: 4096 });
-        limits.push(ObjectLimit { id: 9, size: 64 });
+        limits.push(ObjectLimit::new(7, 4096));
+        limits.push(ObjectLimit::new(9, 64));
         let sqe = Sqe {
             opcode: 1,
             flags: 2,
@@ -336,5 +378,34 @@ mod tests {
         filled.fill(&sqe, &limits);
         filled.set_allowed_opcodes(0b101);
         assert_eq!(filled.0, buf.0);
+        assert_eq!(ctx.object, GuardObject::from(&ObjectLimit::new(7, 4096)));
+    }
+
+    #[test]
+    fn the_entry_sees_its_own_object_beyond_the_table() {
+        let mut limits = Limits::new(1 << 20);
+        for id in 1..=40 {
+            assert!(limits.push(ObjectLimit::new(id, u64::from(id) * 64)));
+        }
+        let sqe = Sqe {
+            opcode: 1,
+            obj_id: 33,
+            len: 8,
+            ..Sqe::default()
+        };
+        let mut buf = ContextBuf::default();
+        buf.fill(&sqe, &limits);
+        let ctx = buf.to_context();
+        assert_eq!(ctx.nobjects as usize, CTX_OBJECTS);
+        assert!(
+            ctx.objects.iter().all(|o| o.id <= 8),
+            "the first eight by id"
+        );
+        assert_eq!((ctx.object.id, ctx.object.size), (33, 33 * 64));
+        // Only the descriptor changes: the object follows it.
+        buf.fill_sqe(&Sqe { obj_id: 12, ..sqe }, &limits);
+        assert_eq!(buf.to_context().object.size, 12 * 64);
+        buf.fill_sqe(&Sqe { obj_id: 99, ..sqe }, &limits);
+        assert_eq!(buf.to_context().object, GuardObject::default());
     }
 }

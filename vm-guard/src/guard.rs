@@ -314,7 +314,7 @@ impl Guard {
     #[inline]
     pub fn evaluate(&mut self, sqe: &Sqe, limits: &Limits) -> Verdict {
         if self.ctx_limits.as_ref() == Some(limits) {
-            self.ctx.fill_sqe(sqe);
+            self.ctx.fill_sqe(sqe, limits);
         } else {
             self.ctx.fill(sqe, limits);
             self.ctx_limits = Some(*limits);

@@ -21,7 +21,7 @@
 //!
 //! let mut guard = Guard::new([Stage::bounds(Engine::Jit), Stage::read_only(Engine::Jit)]);
 //! let mut limits = Limits::new(4096);
-//! limits.push(ObjectLimit { id: 1, size: 64 });
+//! limits.push(ObjectLimit::new(1, 64));
 //!
 //! let load = Sqe { opcode: opcode::LOAD64, obj_id: 1, obj_off: 8, ..Sqe::default() };
 //! assert!(guard.validate(&load, &limits).is_ok());

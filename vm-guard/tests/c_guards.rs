@@ -77,10 +77,7 @@ fn c_guard_compiles_verifies_and_decides_as_written() {
     let interp = Program::load(&code, &Policy::default(), &[], Engine::Interpreter).unwrap();
     let mut guard = Guard::new([stage]);
     let mut limits = Limits::new(1 << 20);
-    limits.push(ObjectLimit {
-        id: 1,
-        size: 1 << 21,
-    });
+    limits.push(ObjectLimit::new(1, 1 << 21));
     let mut rng = Rng(42);
     for i in 0..5000u64 {
         let s = Sqe {

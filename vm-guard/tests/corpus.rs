@@ -83,5 +83,5 @@ fn every_positive_program_is_accepted_and_engines_agree() {
             assert_eq!(ctx.0, ctx2.0, "{name}: the context changed");
         }
     }
-    assert_eq!(CONTEXT_SIZE, 224);
+    assert_eq!(CONTEXT_SIZE, 240);
 }

@@ -50,8 +50,8 @@ fn setup(engine: Engine) -> (Guard, Limits, Vec<Sqe>) {
         Stage::object_allowlist(&[1, 2], engine),
     ]);
     let mut limits = Limits::new(1 << 20);
-    limits.push(ObjectLimit { id: 1, size: 4096 });
-    limits.push(ObjectLimit { id: 2, size: 64 });
+    limits.push(ObjectLimit::new(1, 4096));
+    limits.push(ObjectLimit::new(2, 64));
     let entries = vec![
         Sqe::default(),
         Sqe {

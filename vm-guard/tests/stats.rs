@@ -11,7 +11,7 @@ use sbpf_ring::{
 
 fn limits() -> Limits {
     let mut l = Limits::new(4096);
-    l.push(ObjectLimit { id: 1, size: 64 });
+    l.push(ObjectLimit::new(1, 64));
     l
 }
 

@@ -1,4 +1,4 @@
-# The last 8 bytes of the context: objects[7].size.
-ldxdw r0, [r1+216]
+# The last 8 bytes of the context: object.size, the entry's own object (version 2).
+ldxdw r0, [r1+232]
 and r0, 0
 exit

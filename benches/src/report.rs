@@ -3,11 +3,15 @@
 
 use std::{fmt::Write as _, path::PathBuf, time::SystemTime};
 
+use sbpf_ring::IdlePolicy;
 use serde::Serialize;
 
 use crate::{
     kmod,
-    ring_cases::{ring_case, ring_case_boxed, ring_novalidate_case, RingOp},
+    ring_cases::{
+        ring_case, ring_case_boxed, ring_light_case, ring_novalidate_case, ring_old_idle_case,
+        RingOp, LIGHT_RATE, OLD_IDLE,
+    },
     spsc::{spsc_case, Queue},
     syscall::{syscall_case, Direction},
     uring::{uring_case, UringOp},
@@ -132,6 +136,14 @@ fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
         "ring-novalidate/read64/b32".into(),
         Box::new(ring_novalidate_case),
     ));
+    v.push((
+        "ring-idle-fixed10ms/nop/b32".into(),
+        Box::new(ring_old_idle_case),
+    ));
+    for (label, idle) in [("adaptive", IdlePolicy::default()), ("fixed10ms", OLD_IDLE)] {
+        let name = format!("ring-light/{label}/nop/{LIGHT_RATE}rps");
+        v.push((name, Box::new(move |b| ring_light_case(label, idle, b))));
+    }
     for extra in std::mem::take(&mut opts.validators) {
         let name = extra.name.clone();
         v.push((
@@ -287,6 +299,18 @@ fn pairs() -> Vec<(String, String, Option<f64>)> {
         "ring-novalidate/read64/b32".into(),
         "ring/read64/b32".into(),
         None,
+    ));
+    // The adaptive idle policy against the old fixed 10 ms spin: the same full-load
+    // throughput, and far more requests per CPU-second under a light load.
+    p.push((
+        "ring/nop/b32".into(),
+        "ring-idle-fixed10ms/nop/b32".into(),
+        None,
+    ));
+    p.push((
+        format!("ring-light/adaptive/nop/{LIGHT_RATE}rps"),
+        format!("ring-light/fixed10ms/nop/{LIGHT_RATE}rps"),
+        Some(5.0),
     ));
     p.push((
         "ring+guard-jit/read64/b32".into(),

@@ -7,11 +7,11 @@
 //! batch in flight (submit a batch, wait for all its completions, drain), so p50/p99 are
 //! the submit-to-last-completion time of a whole batch.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sbpf_ring::{
-    op, AcceptAll, BackendChoice, CompletionQueue, ObjectId, Rejection, Ring, Sqe, Submitter,
-    Validator,
+    op, AcceptAll, BackendChoice, CompletionQueue, IdlePolicy, ObjectId, Rejection, Ring, Sqe,
+    Submitter, Validator,
 };
 
 use crate::{affinity, result, Budget, CaseResult, Deadline, Samples};
@@ -90,9 +90,18 @@ impl Validator for BoxedValidator {
     }
 }
 
+/// The poller's idle policy before the adaptive one: spin 10 ms, then sleep. Kept as the
+/// comparison for the idle cases.
+pub const OLD_IDLE: IdlePolicy = IdlePolicy::Fixed(Duration::from_millis(10));
+
 /// A local ring whose poller runs on the consumer core, and the calling thread pinned to
 /// the producer core. Also used by the no-allocation test and the criterion benches.
 pub fn local_ring() -> Result<(Ring, ObjectId), sbpf_ring::Error> {
+    local_ring_with(IdlePolicy::default())
+}
+
+/// [`local_ring`] with the poller's idle policy given.
+pub fn local_ring_with(idle: IdlePolicy) -> Result<(Ring, ObjectId), sbpf_ring::Error> {
     let cores = affinity::producer_consumer();
     if let Some((_, consumer)) = cores {
         // The poller is spawned by `build` and inherits this mask.
@@ -102,6 +111,7 @@ pub fn local_ring() -> Result<(Ring, ObjectId), sbpf_ring::Error> {
         .backend(BackendChoice::Local)
         .sq_entries(SQ_ENTRIES)
         .arena_size(1 << 20)
+        .idle_policy(idle)
         .build();
     if let Some((producer, _)) = cores {
         affinity::pin_current(producer);
@@ -205,6 +215,19 @@ pub fn ring_case_boxed(name: &str, validator: Box<dyn Validator>, budget: &Budge
     ring_case_with(name, RingOp::Read64, 32, BoxedValidator(validator), budget)
 }
 
+/// `ring-idle-fixed10ms/nop/b32`: NOP at batch 32 with the old idle policy ([`OLD_IDLE`]),
+/// to compare full-load throughput with the adaptive default side by side.
+pub fn ring_old_idle_case(budget: &Budget) -> CaseResult {
+    ring_case_idle(
+        "ring-idle-fixed10ms/nop/b32",
+        RingOp::Nop,
+        32,
+        sbpf_ring::BoundsValidator,
+        OLD_IDLE,
+        budget,
+    )
+}
+
 /// A ring case with any producer-side validator.
 pub fn ring_case_with(
     name: &str,
@@ -213,7 +236,97 @@ pub fn ring_case_with(
     validator: impl Validator,
     budget: &Budget,
 ) -> CaseResult {
-    let (ring, obj) = match local_ring() {
+    ring_case_idle(name, op, batch, validator, IdlePolicy::default(), budget)
+}
+
+/// Requests per second of the light-load cases: one NOP every 5 ms.
+pub const LIGHT_RATE: u32 = 200;
+
+/// `ring-light/<policy>/nop/200rps`: one NOP round trip every 5 ms, as a lightly used
+/// service makes them, for at least a second. Its throughput figure is requests per
+/// second of CPU time that the whole process (poller, producer, waits) used, so a policy
+/// that burns a core scores low; the note gives the CPU share of one core.
+pub fn ring_light_case(label: &str, idle: IdlePolicy, budget: &Budget) -> CaseResult {
+    let name = format!("ring-light/{label}/nop/{LIGHT_RATE}rps");
+    let ring = Ring::builder()
+        .backend(BackendChoice::Local)
+        .sq_entries(64)
+        .arena_size(4096)
+        .idle_policy(idle)
+        .build();
+    let ring = match ring {
+        Ok(r) => r,
+        Err(e) => return CaseResult::unavailable(name, 1, e.to_string()),
+    };
+    let mut sub = ring.submitter();
+    let mut cq = ring.completions().expect("first completion queue");
+    let period = Duration::from_secs(1) / LIGHT_RATE;
+    let span = budget.measure.max(Duration::from_secs(1));
+    let cpu0 = process_cpu_time();
+    let start = Instant::now();
+    let mut samples = Samples::with_capacity(budget.latency_samples);
+    let mut n = 0u64;
+    let mut failed = 0u64;
+    while start.elapsed() < span {
+        let t0 = Instant::now();
+        sub.submit(op::Nop::new().user_data(n).build())
+            .expect("submit on an idle ring");
+        wait_for(&mut cq, 1);
+        failed += cq.iter().filter(|c| !c.is_ok()).count() as u64;
+        if !samples.is_full() {
+            samples.record(t0.elapsed());
+        }
+        n += 1;
+        let next = start + period * n as u32;
+        if let Some(left) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(left);
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu = process_cpu_time()
+        .saturating_sub(cpu0)
+        .max(Duration::from_micros(1));
+    drop((sub, cq));
+    drop(ring);
+    let share = cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0;
+    let mut note = format!(
+        "local backend, idle {idle:?}; {n} NOP round trips at {LIGHT_RATE}/s over {:.2} s used \
+         {:.3} s of CPU ({share:.1}% of one core); throughput = requests per CPU-second; \
+         latency = one round trip",
+        elapsed.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
+    if failed > 0 {
+        note.push_str(&format!("; {failed} FAILED completions"));
+    }
+    // The figure is requests per CPU-second: the run "took" the CPU time it used.
+    result(&name, 1, n, cpu, samples, note)
+}
+
+/// User plus system time of every thread of this process so far.
+fn process_cpu_time() -> Duration {
+    // SAFETY: `getrusage` writes a `rusage` into the zeroed value we pass; RUSAGE_SELF is
+    // always valid.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn ring_case_idle(
+    name: &str,
+    op: RingOp,
+    batch: u32,
+    validator: impl Validator,
+    idle: IdlePolicy,
+    budget: &Budget,
+) -> CaseResult {
+    let (ring, obj) = match local_ring_with(idle) {
         Ok(r) => r,
         Err(e) => return CaseResult::unavailable(name, batch, e.to_string()),
     };

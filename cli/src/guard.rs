@@ -128,6 +128,18 @@ fn load_bytecode(file: &PathBuf, section: Option<&str>) -> Result<Vec<u8>, Strin
     code.map_err(|e| format!("{}: {e}", file.display()))
 }
 
+/// An error and its sources, as one line: `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn error(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
@@ -226,7 +238,7 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
                 .map_or_else(|| "guard".into(), |n| n.to_string_lossy().to_string());
             let stage = match Stage::from_bytecode(name, &code, engine) {
                 Ok(s) => s,
-                Err(e) => return error(e),
+                Err(e) => return error(chain(&e)),
             };
             let used = stage.program().engine();
             let mut guard = Guard::new([stage]);

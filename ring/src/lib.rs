@@ -66,12 +66,46 @@
 //! 9. The consumer loads `cq.tail` (**acquire**, pairs with 8), reads the entries, and
 //!    stores `cq.head` (**release**, pairs with 7).
 //!
+//! Full-CQ wake-up: a kernel that has published entries waiting but no completion slot
+//! sleeps with the same handshake as above (NEED_WAKEUP, full fence A, a second look at
+//! the room). The consumer, after 9, issues a full fence (E) and reads `sq.flags`; if
+//! NEED_WAKEUP is set it kicks. By A and E, either the kernel's second look sees the new
+//! `cq.head` or the consumer sees the flag. The module does not rely on this alone: its
+//! `poll()` and ENTER(GETEVENTS) wake a poller that sleeps on a full CQ.
+//!
 //! Shutdown ([`Ring::shutdown`]) closes a user-side gate: it stores `closed`, issues a full
 //! fence (C) and snapshots `sq.tail`. A producer, after 3 and before 4, issues a full fence
 //! (D) and reads `closed`. By C and D, either the snapshot covers its reservation, and it
 //! publishes and the kernel consumes the entry, or the producer sees the gate closed and
 //! leaves the slot unpublished, getting its entry back ([`SubmitError::Closed`]). An entry
 //! is performed or handed back, never both, never neither.
+//!
+//! # Closing a ring
+//!
+//! A ring closes in one of three ways, all with the same effect:
+//!
+//! - [`Ring::shutdown`], which also reports what it had to hand back;
+//! - dropping the [`Ring`] (the report is discarded);
+//! - dropping the [`CompletionQueue`]: there is one per ring, so no completion could be
+//!   read again, and producers are told so instead of filling the rings (as a pipe's
+//!   writers are when its reader goes). Entries published before are still performed;
+//!   their completions are discarded.
+//!
+//! When a ring closes:
+//!
+//! - every producer handle ([`Submitter`], [`SingleSubmitter`]) answers
+//!   [`SubmitError::Closed`] with the entry handed back, at once and from then on; an entry
+//!   in the middle of its publication is either performed or handed back, never both,
+//!   never neither (the gate below);
+//! - the consumer finishes the entries published before the close while completions fit,
+//!   then stops: the local backend's poller thread exits; on the kernel backend the module
+//!   is told to stop (its poller exits, ENTER consumes nothing more), and entries it never
+//!   took are handed back in the [`ShutdownReport`];
+//! - every thread in [`CompletionQueue::wait`] returns at once, with the completions that
+//!   did arrive or [`Error::Closed`]; completions already posted stay readable;
+//! - the memory (mappings, the device file, objects held by this ring) lives until the
+//!   last handle of any kind ([`Submitter`], [`Arena`], [`CompletionQueue`]) is dropped;
+//!   a kernel object lives on while another ring or process holds it.
 //!
 //! # Trust
 //!

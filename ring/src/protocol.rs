@@ -224,6 +224,12 @@ impl<'a> SqView<'a> {
     ///
     /// The caller reserved `pos` (by [`SqView::reserve`] or [`SqView::reserve_single`]) and
     /// has not published it yet: no other thread writes or reads that slot's body now.
+    /// Safe code cannot break this, so it cannot call `write`:
+    ///
+    /// ```compile_fail,E0133
+    /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
+    /// rings.sq().write(0, &sbpf_ring::Sqe::default());
+    /// ```
     #[inline]
     pub unsafe fn write(&self, pos: u32, sqe: &Sqe) {
         self.slot(pos).body.with_mut(|body| {
@@ -313,6 +319,11 @@ impl<'a> SqView<'a> {
     ///
     /// The caller is the ring's one consumer and `head` its private head, not yet handed
     /// back by [`SqView::release`]: no producer can have reserved that slot again.
+    ///
+    /// ```compile_fail,E0133
+    /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
+    /// let _ = rings.sq().peek(0);
+    /// ```
     #[inline]
     pub unsafe fn peek(&self, head: u32) -> Option<Sqe> {
         if !self.is_published(head) {
@@ -415,6 +426,11 @@ impl<'a> CqView<'a> {
     /// The caller is the ring's one completion producer, `tail` its private tail, and
     /// [`CqView::room`] at that tail was non-zero: the consumer is done with the slot and
     /// no one else writes it.
+    ///
+    /// ```compile_fail,E0133
+    /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
+    /// rings.cq().write(0, &sbpf_ring::Cqe::default());
+    /// ```
     #[inline]
     pub unsafe fn write(&self, tail: u32, cqe: &Cqe) {
         self.slot(tail).body.with_mut(|slot| {
@@ -447,6 +463,11 @@ impl<'a> CqView<'a> {
     /// The caller is the ring's one completion consumer, and `pos` lies in `[head, tail)`
     /// for its private head (not yet released) and a tail it loaded with
     /// [`CqView::available`].
+    ///
+    /// ```compile_fail,E0133
+    /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
+    /// let _ = rings.cq().read(0);
+    /// ```
     #[inline]
     pub unsafe fn read(&self, pos: u32) -> Cqe {
         self.slot(pos).body.with(|slot| {

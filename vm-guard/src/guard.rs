@@ -21,7 +21,7 @@ use crate::{
 #[non_exhaustive]
 pub enum GuardError {
     /// The source did not yield bytecode.
-    #[error("stage `{stage}`: {source}")]
+    #[error("stage `{stage}`: no bytecode in the source")]
     Source {
         /// Stage name.
         stage: String,
@@ -29,7 +29,7 @@ pub enum GuardError {
         source: SourceError,
     },
     /// The bytecode did not verify or load.
-    #[error("stage `{stage}`: {source}")]
+    #[error("stage `{stage}` did not load")]
     Load {
         /// Stage name.
         stage: String,

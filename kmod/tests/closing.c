@@ -217,7 +217,7 @@ static void t_close_rules(void)
 	CHECK_OK(ioctl(r.fd, SBPF_IOC_SHUTDOWN));
 	munmap(r.region, r.p.ring_size);
 	r.region = NULL;
-	CHECK_ERR(ring_enter(&r, 0, 1, SBPF_ENTER_GETEVENTS, 0), ESHUTDOWN);
+	CHECK_ERR(ring_enter(&r, 0, 1, SBPF_ENTER_GETEVENTS, WAKE_LIMIT_NS), ESHUTDOWN);
 	ring_exit(&r);
 	/* before SETUP */
 	d = dev_open();
@@ -230,6 +230,7 @@ struct feeder {
 	volatile int stop;
 	uint64_t pushed;
 	int reap;
+	uint64_t deadline;	/* stops on its own then, so an ENTER it feeds must end */
 };
 
 /* Publishes NOPs as fast as it can (and, with @reap, reaps completions) until stopped. */
@@ -239,7 +240,8 @@ static void *feeder_main(void *arg)
 	struct sbpf_sqe s = sqe_make(SBPF_OP_NOP, 0, 0, 0, 0, 0, 0, 0);
 	struct sbpf_cqe c;
 
-	while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
+	while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED) &&
+	       (!f->deadline || now_ns() < f->deadline)) {
 		s.user_data = f->pushed;
 		if (!ring_push(f->r, &s)) {
 			f->pushed++;
@@ -296,7 +298,7 @@ static void shutdown_stops(uint32_t flags)
 
 		CHECK(ring_reap(&r, &c), "reap");	/* fewer ready than the CQ holds */
 	}
-	CHECK_ERR(ring_enter(&r, 0, 64, SBPF_ENTER_GETEVENTS, 0), ESHUTDOWN);
+	CHECK_ERR(ring_enter(&r, 0, 64, SBPF_ENTER_GETEVENTS, WAKE_LIMIT_NS), ESHUTDOWN);
 	CHECK_ERR(ring_enter(&r, 0, 0, 0, 0), ESHUTDOWN);
 	{
 		struct pollfd pfd = { .fd = r.fd, .events = POLLIN };
@@ -378,14 +380,14 @@ static void t_full_cq_enter(void) { full_cq_woken(WAIT_ENTER); }
 static void t_fed_enter_returns(void)
 {
 	struct ring r;
-	struct feeder f = { .r = &r, .reap = 1 };
+	struct feeder f = { .r = &r, .reap = 1, .deadline = now_ns() + 3 * WAKE_LIMIT_NS };
 	pthread_t th;
 	uint64_t t0;
 	int n, i, max = 0;
 
 	CHECK(!ring_init(&r, 16, 0, 0, 0, 0), "ring_init");
 	pthread_create(&th, NULL, feeder_main, &f);
-	for (i = 0; i < 50; i++) {
+	for (i = 0; i < 50 && now_ns() < f.deadline; i++) {
 		t0 = now_ns();
 		n = ring_enter(&r, 0xffffffffu, 0, 0, 0);
 		CHECK(now_ns() - t0 < WAKE_LIMIT_NS, "ENTER took %llu ms",

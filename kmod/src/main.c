@@ -6,9 +6,18 @@
  * docs/ABI.md.
  *
  * Object ioctls (OBJ_CREATE, OBJ_ATTACH, OBJ_DETACH, OBJ_SELECT) and pread/pwrite work
- * before SETUP; ENTER, SYNC_OP, STATS, mmap need a ring and answer EINVAL without one.
+ * before SETUP; ENTER, SYNC_OP, STATS, SHUTDOWN, mmap need a ring and answer EINVAL
+ * without one.
+ *
+ * A ring is closed (ring.c, sbpf_ring_shutdown()) by the SHUTDOWN ioctl (ESHUTDOWN), by
+ * the last close of an fd to it in the fd table that set it up (EBADF: ->flush runs on
+ * every close, also while another thread is inside an ioctl on the file), and by the last
+ * unmap of its ring region (ENXIO). A forked child's or another table's fds do not close
+ * it: the ring belongs to its owner's fd table, and a child exiting (or exec'ing with
+ * O_CLOEXEC) must not stop the parent's ring. The memory stays until release.
  */
 #include <linux/debugfs.h>
+#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -78,6 +87,33 @@ static struct sbpf_ring *sbpf_ring_of(struct file *file)
 	return smp_load_acquire(&sf->ring);	/* pairs with the release in SETUP */
 }
 
+static int sbpf_fd_is(const void *file, struct file *f, unsigned int fd)
+{
+	return f == file;
+}
+
+/* Whether @files (an fd table) still has an fd to @file. */
+static bool sbpf_files_hold(struct files_struct *files, struct file *file)
+{
+	return files && iterate_fd(files, 0, sbpf_fd_is, file);
+}
+
+/*
+ * Every close(2) of an fd to the file, dup2() over one, exec's O_CLOEXEC and exit: @id is
+ * the fd table, whose entry is already gone. Closes the ring once its owner's table has
+ * no fd to it left, waking every waiter even while another thread is inside an ioctl
+ * (which holds the file, so ->release cannot run yet).
+ */
+static int sbpf_flush(struct file *file, fl_owner_t id)
+{
+	struct sbpf_ring *r = sbpf_ring_of(file);
+
+	if (r && id == r->owner_files && !READ_ONCE(r->closed) &&
+	    !sbpf_files_hold(id, file))
+		sbpf_ring_shutdown(r, EBADF);
+	return 0;
+}
+
 static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct sbpf_file *sf = file->private_data;
@@ -97,7 +133,13 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (copy_from_user(&u.params, uarg, sizeof(u.params)))
 			return -EFAULT;
 		ret = sbpf_ring_setup(sf, &u.params);
-		if (!ret && copy_to_user(uarg, &u.params, sizeof(u.params)))
+		if (ret)
+			return ret;
+		/* A close that raced with SETUP found no ring to close: close it now. */
+		r = sbpf_ring_of(file);
+		if (!sbpf_files_hold(r->owner_files, file))
+			sbpf_ring_shutdown(r, EBADF);
+		if (copy_to_user(uarg, &u.params, sizeof(u.params)))
 			ret = -EFAULT;
 		return ret;
 	case SBPF_IOC_ENTER:
@@ -143,10 +185,38 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (copy_to_user(uarg, &u.stats, sizeof(u.stats)))
 			return -EFAULT;
 		return 0;
+	case SBPF_IOC_SHUTDOWN:
+		if (!r)
+			return -EINVAL;
+		sbpf_ring_shutdown(r, ESHUTDOWN);
+		return 0;
 	default:
 		return -ENOTTY;
 	}
 }
+
+/* Counts the vmas of the ring region (split, fork and mremap copy them); the last gone
+ * closes the ring, so no waiter stays blocked on a ring nobody can see. */
+static void sbpf_region_vm_open(struct vm_area_struct *vma)
+{
+	struct sbpf_ring *r = vma->vm_private_data;
+
+	atomic_inc(&r->region_maps);
+}
+
+static void sbpf_region_vm_close(struct vm_area_struct *vma)
+{
+	struct sbpf_ring *r = vma->vm_private_data;
+
+	/* The vma holds the file, so @r lives. */
+	if (atomic_dec_and_test(&r->region_maps))
+		sbpf_ring_shutdown(r, ENXIO);
+}
+
+static const struct vm_operations_struct sbpf_region_vm_ops = {
+	.open	= sbpf_region_vm_open,
+	.close	= sbpf_region_vm_close,
+};
 
 /*
  * Inserts the pages of a zeroed vmalloc area (ring.c's sbpf_vmalloc()) into @vma. Each
@@ -175,6 +245,7 @@ static int sbpf_mmap(struct file *file, struct vm_area_struct *vma)
 	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
 	void *mem;
 	u64 want;
+	int ret;
 
 	if (!r)
 		return -EINVAL;
@@ -198,17 +269,31 @@ static int sbpf_mmap(struct file *file, struct vm_area_struct *vma)
 #else
 	vma->vm_flags = (vma->vm_flags | VM_DONTEXPAND | VM_DONTDUMP) & ~VM_MAYEXEC;
 #endif
-	return sbpf_map_pages(vma, mem, size);
+	ret = sbpf_map_pages(vma, mem, size);
+	/* Counted only once mapped: a failed mmap never calls ->close. */
+	if (!ret && mem == r->region) {
+		vma->vm_private_data = r;
+		vma->vm_ops = &sbpf_region_vm_ops;
+		atomic_inc(&r->region_maps);
+	}
+	return ret;
 }
 
 static __poll_t sbpf_poll(struct file *file, struct poll_table_struct *pt)
 {
 	struct sbpf_ring *r = sbpf_ring_of(file);
 
+	__poll_t mask = 0;
+
 	if (!r)
 		return EPOLLERR;
 	poll_wait(file, &r->cq_wait, pt);
-	return sbpf_ring_cq_ready(r) ? EPOLLIN | EPOLLRDNORM : 0;
+	sbpf_ring_wake_poller(r);
+	if (sbpf_ring_cq_ready(r))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (READ_ONCE(r->closed))	/* after poll_wait(): the close wakes us, or we see it */
+		mask |= EPOLLHUP;
+	return mask;
 }
 
 static ssize_t sbpf_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
@@ -264,6 +349,7 @@ static const struct file_operations sbpf_fops = {
 	.owner		= THIS_MODULE,
 	.open		= sbpf_open,
 	.release	= sbpf_release,
+	.flush		= sbpf_flush,
 	.unlocked_ioctl	= sbpf_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 	.mmap		= sbpf_mmap,
@@ -299,8 +385,9 @@ static int sbpf_rings_show(struct seq_file *m, void *v)
 		if (!r)
 			continue;
 		sbpf_ring_stats(r, &st);
-		seq_printf(m, "pid %d sq_entries %u cq_entries %u arena %llu sqpoll %d",
-			   r->pid, r->sq_entries, r->cq_entries, r->arena_size, !!r->poller);
+		seq_printf(m, "pid %d sq_entries %u cq_entries %u arena %llu sqpoll %d closed %d",
+			   r->pid, r->sq_entries, r->cq_entries, r->arena_size,
+			   !!(r->flags & SBPF_SETUP_SQPOLL), READ_ONCE(r->closed));
 		for (i = 0; i < ARRAY_SIZE(names); i++)
 			seq_printf(m, " %s %llu", names[i], ((u64 *)&st)[i]);
 		seq_putc(m, '\n');

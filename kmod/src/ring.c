@@ -41,7 +41,24 @@
  *    sleeps. A producer publishes seq, issues a full fence, then reads sq flags: either
  *    we see its seq after [E], or it sees NEED_WAKEUP and kicks us with
  *    ENTER(SBPF_ENTER_SQ_WAKEUP). The poller also sleeps, by the same protocol, when the
- *    CQ stays full; a consumer that waits for completions and sees NEED_WAKEUP kicks.
+ *    CQ stays full.
+ *  - The kernel does not rely on that kick alone: before it sleeps, the poller also sets
+ *    its private poller_asleep (release) ahead of [E]. poll() and ENTER(GETEVENTS) issue
+ *    smp_mb() [F] and, if it is set and the poller's wake condition (a published entry
+ *    at its head, room in the CQ) holds, wake it. [F] pairs with [E]: the caller's
+ *    earlier store of cq head (or seq) is seen by the poller's last look, or the caller
+ *    sees poller_asleep and the room. So a consumer that frees CQ room and then waits,
+ *    in either call, never waits for a poller that sleeps on a full CQ.
+ *
+ * Closing (sbpf_ring_shutdown(): the SHUTDOWN ioctl, the owner's last close, the last
+ * unmap of the ring region, release):
+ *
+ *  - Under consume_lock it sets closed, stops and joins the poller (kthread_stop()
+ *    returns after its current pass), and stores the final sq head and cq tail again,
+ *    so sq head names exactly the first entry never consumed. Inline consumers check
+ *    closed under the same lock, so nothing consumes the ring afterwards.
+ *  - Then wake_up_all(cq_wait): every waiter re-checks its condition, which includes
+ *    closed (set before the wake-up, whose waitqueue lock orders it).
  */
 #include <linux/cred.h>
 #include <linux/hrtimer.h>
@@ -187,16 +204,34 @@ unsigned int sbpf_ring_cq_ready(struct sbpf_ring *r)
 	return min(n, r->cq_entries);
 }
 
+/* READ_ONCE: also called by other threads than the consumer, with a head that may lag. */
 static bool sbpf_sq_published(struct sbpf_ring *r)
 {
-	struct sbpf_sqe *slot = &r->sqes[r->sq_head & r->sq_mask];
+	u32 head = READ_ONCE(r->sq_head);
+	struct sbpf_sqe *slot = &r->sqes[head & r->sq_mask];
 
-	return smp_load_acquire(&slot->seq) == r->sq_head + 1;	/* [A] */
+	return smp_load_acquire(&slot->seq) == head + 1;	/* [A] */
 }
 
 static bool sbpf_cq_has_room(struct sbpf_ring *r)
 {
-	return r->cq_tail - smp_load_acquire(r->cq_head_shared) < r->cq_entries;	/* [C] */
+	return READ_ONCE(r->cq_tail) - smp_load_acquire(r->cq_head_shared) <	/* [C] */
+	       r->cq_entries;
+}
+
+/*
+ * Wakes a sleeping poller whose wake condition holds: for poll() and ENTER(GETEVENTS),
+ * so that freeing CQ room (or publishing) without the user-side fence and kick still
+ * gets the poller going. A spurious wake-up costs one look.
+ */
+void sbpf_ring_wake_poller(struct sbpf_ring *r)
+{
+	if (!(r->flags & SBPF_SETUP_SQPOLL))
+		return;
+	smp_mb();						/* [F] */
+	if (smp_load_acquire(&r->poller_asleep) && sbpf_sq_published(r) &&
+	    sbpf_cq_has_room(r))
+		wake_up(&r->sq_wait);
 }
 
 /*
@@ -238,7 +273,7 @@ static unsigned int sbpf_consume(struct sbpf_file *sf, struct sbpf_ring *r, unsi
 		n++;
 	}
 	if (n) {
-		r->sq_head = head;
+		WRITE_ONCE(r->sq_head, head);
 		smp_store_release(r->sq_head_shared, head);		/* [B] */
 		delta[SBPF_CTR(submitted)] += n;
 		delta[SBPF_CTR(completed)] += n;
@@ -259,8 +294,8 @@ static unsigned int sbpf_consume(struct sbpf_file *sf, struct sbpf_ring *r, unsi
 
 static int sbpf_poller(void *data)
 {
-	struct sbpf_file *sf = data;
-	struct sbpf_ring *r = sf->ring;
+	struct sbpf_ring *r = data;
+	struct sbpf_file *sf = r->sf;
 	unsigned long idle = msecs_to_jiffies(r->idle_ms);
 	unsigned long last_work = jiffies;
 	DEFINE_WAIT(wait);
@@ -279,15 +314,18 @@ static int sbpf_poller(void *data)
 
 		prepare_to_wait(&r->sq_wait, &wait, TASK_INTERRUPTIBLE);
 		WRITE_ONCE(*r->sq_flags_shared, SBPF_SQ_NEED_WAKEUP);
+		smp_store_release(&r->poller_asleep, true);	/* after our sq_head, cq_tail */
 		smp_mb();						/* [E] */
 		if ((sbpf_sq_published(r) && sbpf_cq_has_room(r)) || kthread_should_stop()) {
 			finish_wait(&r->sq_wait, &wait);
+			WRITE_ONCE(r->poller_asleep, false);
 			WRITE_ONCE(*r->sq_flags_shared, 0);
 			last_work = jiffies;
 			continue;
 		}
 		schedule();
 		finish_wait(&r->sq_wait, &wait);
+		WRITE_ONCE(r->poller_asleep, false);
 		WRITE_ONCE(*r->sq_flags_shared, 0);
 		atomic64_inc(&r->ctr.v[SBPF_CTR(wakeups)]);
 		sbpf_stats_mirror(r);
@@ -296,6 +334,7 @@ static int sbpf_poller(void *data)
 	return 0;
 }
 
+/* 0 once @min_complete completions are ready; -ETIME, -EINTR, or -closed. */
 static int sbpf_wait_cq(struct sbpf_ring *r, u32 min_complete, u64 timeout_ns)
 {
 	ktime_t timeout = ns_to_ktime(min_t(u64, timeout_ns, KTIME_MAX));
@@ -307,28 +346,36 @@ static int sbpf_wait_cq(struct sbpf_ring *r, u32 min_complete, u64 timeout_ns)
 		return 0;
 	if (!timeout_ns)
 		ret = wait_event_interruptible(r->cq_wait,
-					       sbpf_ring_cq_ready(r) >= min_complete);
+					       sbpf_ring_cq_ready(r) >= min_complete ||
+					       READ_ONCE(r->closed));
 	else
 		ret = wait_event_interruptible_hrtimeout(r->cq_wait,
-							 sbpf_ring_cq_ready(r) >= min_complete,
+							 sbpf_ring_cq_ready(r) >= min_complete ||
+							 READ_ONCE(r->closed),
 							 timeout);
 	if (ret == -ERESTARTSYS)
 		return -EINTR;
-	return ret;
+	if (ret)
+		return ret;
+	if (sbpf_ring_cq_ready(r) >= min_complete)
+		return 0;
+	return -READ_ONCE(r->closed);
 }
 
 int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf_enter *e)
 {
+	bool sqpoll = r->flags & SBPF_SETUP_SQPOLL;
 	unsigned int left, n;
 	int done = 0, ret;
 
 	if (e->flags & ~SBPF_ENTER_FLAGS_ALL || e->resv)
 		return -EINVAL;
 
-	if (!r->poller && e->to_submit) {
+	if (!sqpoll && e->to_submit) {
 		if (mutex_lock_interruptible(&r->consume_lock))
 			return -EINTR;
-		left = min_t(u32, e->to_submit, INT_MAX);
+		/* At most one SQ's worth, so a call fed by another thread returns. */
+		left = r->closed ? 0 : min(e->to_submit, r->sq_entries);
 		while (left) {
 			n = sbpf_consume(sf, r, min_t(unsigned int, left, SBPF_BATCH));
 			if (!n)
@@ -341,14 +388,39 @@ int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf
 		}
 		mutex_unlock(&r->consume_lock);
 	}
-	if (e->flags & SBPF_ENTER_SQ_WAKEUP && r->poller)
+	if (e->flags & SBPF_ENTER_SQ_WAKEUP && sqpoll)
 		wake_up(&r->sq_wait);
 	if (e->flags & SBPF_ENTER_GETEVENTS) {
+		sbpf_ring_wake_poller(r);
 		ret = sbpf_wait_cq(r, e->min_complete, e->timeout_ns);
 		if (ret && !done)
 			return ret;
+		return done;
 	}
+	if (!done && READ_ONCE(r->closed))
+		return -READ_ONCE(r->closed);
 	return done;
+}
+
+/*
+ * Closes the ring for good (see "Closing" above); @why is the positive errno later
+ * ENTERs and woken waiters get if the first cause. Idempotent; may sleep for one
+ * consumer pass.
+ */
+void sbpf_ring_shutdown(struct sbpf_ring *r, int why)
+{
+	mutex_lock(&r->consume_lock);
+	if (!r->closed)
+		WRITE_ONCE(r->closed, why);
+	if (r->poller) {
+		kthread_stop(r->poller);	/* returns once it left its loop */
+		r->poller = NULL;
+	}
+	/* Our own positions, whatever the process wrote over its copies. */
+	smp_store_release(r->sq_head_shared, r->sq_head);
+	smp_store_release(r->cq_tail_shared, r->cq_tail);
+	mutex_unlock(&r->consume_lock);
+	wake_up_all(&r->cq_wait);
 }
 
 void sbpf_ring_sync_op(struct sbpf_file *sf, struct sbpf_ring *r, struct sbpf_sync_op *op)
@@ -465,21 +537,24 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 	init_waitqueue_head(&r->cq_wait);
 	init_waitqueue_head(&r->sq_wait);
 	r->pid = task_tgid_nr(current);
+	r->sf = sf;
+	r->owner_files = current->files;
+	atomic_set(&r->region_maps, 0);
 	sf->uid = uid;
 
 	if (p->flags & SBPF_SETUP_SQPOLL) {
 		/* Created before the ring is visible, so no ioctl ever sees a half-made ring. */
-		poller = kthread_create(sbpf_poller, sf, "sbpf-sqp/%d", r->pid);
+		poller = kthread_create(sbpf_poller, r, "sbpf-sqp/%d", r->pid);
 		if (IS_ERR(poller)) {
 			sbpf_ring_destroy(r, uid);
 			ret = PTR_ERR(poller);
 			goto unlock;
 		}
 		r->poller = poller;
+		/* Before the ring is visible: a SHUTDOWN may stop the poller right after. */
+		wake_up_process(poller);
 	}
 	smp_store_release(&sf->ring, r);	/* pairs with sbpf_ring_of() */
-	if (r->poller)
-		wake_up_process(r->poller);	/* it reads sf->ring */
 
 	p->cq_entries = r->cq_entries;
 	p->ring_size = r->region_size;
@@ -509,8 +584,7 @@ unlock:
 /* Called at release: no ioctl, mapping or poll can reach @r any more. */
 void sbpf_ring_free(struct sbpf_file *sf, struct sbpf_ring *r)
 {
-	if (r->poller)
-		kthread_stop(r->poller);
+	sbpf_ring_shutdown(r, EBADF);
 	/* The poller was the last consumer; objects may go now. */
 	sbpf_obj_detach_all(sf);
 	sbpf_ring_destroy(r, sf->uid);

@@ -79,12 +79,28 @@ struct sbpf_ring {
 	u32		cq_tail;		/* consumer; read by waiters via READ_ONCE */
 	bool		cq_was_full;		/* consumer: counts cq_full per episode */
 
-	struct mutex	consume_lock;		/* inline consumers (no SQPOLL) */
+	/*
+	 * Inline consumers (no SQPOLL), and shutdown: whoever sets @closed holds it, so no
+	 * inline consumer is mid-pass once the ring is closed.
+	 */
+	struct mutex	consume_lock;
 	wait_queue_head_t cq_wait;		/* ENTER(GETEVENTS) and poll() */
 	wait_queue_head_t sq_wait;		/* the sleeping poller */
-	struct task_struct *poller;
+	struct task_struct *poller;		/* under consume_lock; NULL once stopped */
+	bool		poller_asleep;		/* the poller sleeps on sq_wait */
+
+	/*
+	 * 0 while the ring consumes; then the positive errno that waiters and later ENTERs
+	 * get: ESHUTDOWN (SHUTDOWN ioctl), EBADF (the owner's last fd closed), ENXIO (the
+	 * last mapping of the ring region gone). The first cause sticks. Written under
+	 * consume_lock, read with READ_ONCE.
+	 */
+	int		closed;
+	struct files_struct *owner_files;	/* the fd table that set the ring up; compared only */
+	atomic_t	region_maps;		/* vmas mapping the ring region */
 
 	struct sbpf_counters ctr;
+	struct sbpf_file *sf;			/* the file it belongs to */
 	pid_t		pid;			/* tgid that set it up, for debugfs */
 };
 
@@ -117,6 +133,8 @@ void sbpf_objects_exit(void);
 /* rings (ring.c) */
 int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p);
 void sbpf_ring_free(struct sbpf_file *sf, struct sbpf_ring *r);
+void sbpf_ring_shutdown(struct sbpf_ring *r, int why);
+void sbpf_ring_wake_poller(struct sbpf_ring *r);
 int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf_enter *e);
 unsigned int sbpf_ring_cq_ready(struct sbpf_ring *r);
 void sbpf_ring_sync_op(struct sbpf_file *sf, struct sbpf_ring *r, struct sbpf_sync_op *op);

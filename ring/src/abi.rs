@@ -318,7 +318,9 @@ pub mod ioctl {
     pub const SYNC_OP: u32 = ioc(READ | WRITE, 6, size_of::<SyncOp>());
     /// `_IOR(0xBF, 7, struct sbpf_stats)`: read the counters.
     pub const STATS: u32 = ioc(READ, 7, size_of::<Stats>());
-    /// `_IO(0xBF, 8)`: stop consuming for good and wake every waiter.
+    /// `_IO(0xBF, 8)`: close the ring. Idempotent; once it returns the kernel consumes no
+    /// further entry (sq head names the first one never consumed), every waiter is woken,
+    /// and ENTER fails with `ESHUTDOWN` unless GETEVENTS finds `min_complete` ready.
     pub const SHUTDOWN: u32 = ioc(0, 8, 0);
 }
 

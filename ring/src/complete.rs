@@ -268,8 +268,21 @@ impl CompletionQueue {
                     Ok(_) => break,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) if e.raw_os_error() == Some(libc::ETIME) => break,
-                    // The ring was shut down (by another thread, or by dropping the ring).
-                    Err(e) if e.raw_os_error() == Some(libc::ESHUTDOWN) => break,
+                    // The ring is closed: shut down (by another thread, or by dropping the
+                    // ring), its file's owner gone (EBADF) or its region unmapped (ENXIO).
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::ESHUTDOWN | libc::EBADF | libc::ENXIO)
+                        ) =>
+                    {
+                        let ready = self.len();
+                        return if ready >= min {
+                            Ok(ready)
+                        } else {
+                            Err(Error::Closed)
+                        };
+                    }
                     Err(e) => return Err(Error::Io(e)),
                 }
             },

@@ -114,6 +114,7 @@ fn c_header_matches_rust_layout() {
         ("SBPF_IOC_OBJ_SELECT", ioctl::OBJ_SELECT.into()),
         ("SBPF_IOC_SYNC_OP", ioctl::SYNC_OP.into()),
         ("SBPF_IOC_STATS", ioctl::STATS.into()),
+        ("SBPF_IOC_SHUTDOWN", ioctl::SHUTDOWN.into()),
     ]);
     let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"uapi/sbpf_ring.h\"\nint main(void) {\n");
     for (expr, _) in &checks {

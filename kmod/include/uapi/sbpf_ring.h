@@ -185,6 +185,12 @@ struct sbpf_stats {
 #define SBPF_IOC_OBJ_SELECT	_IOW(SBPF_IOC_MAGIC, 5, struct sbpf_object)
 #define SBPF_IOC_SYNC_OP	_IOWR(SBPF_IOC_MAGIC, 6, struct sbpf_sync_op)
 #define SBPF_IOC_STATS		_IOR(SBPF_IOC_MAGIC, 7, struct sbpf_stats)
+/*
+ * Closes the ring: idempotent; once it returns nothing consumes another entry (the poller
+ * is joined), sq head names the first entry never consumed, waiters are woken, later
+ * ENTERs fail with ESHUTDOWN unless GETEVENTS finds min_complete completions ready.
+ */
+#define SBPF_IOC_SHUTDOWN	_IO(SBPF_IOC_MAGIC, 8)
 
 #define SBPF_ABI_ASSERT(cond) _Static_assert(cond, #cond)
 SBPF_ABI_ASSERT(sizeof(struct sbpf_sqe) == 64);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the ring's tests under miri with strict provenance: the library's unit tests, then
-# its integration tests (`ring/tests/abi_c.rs` needs a C compiler and is off under miri).
+# Runs the ring's tests under miri with strict provenance and weak-memory emulation: the
+# library's unit tests and its integration tests (`ring/tests/abi_c.rs` needs a C compiler and is off under miri).
 # Under miri the local backend lays the rings over heap memory and the tests scale their
 # workloads down (`common::scaled`, `cfg!(miri)`).
 #
@@ -20,5 +20,4 @@ export MIRIFLAGS="${MIRIFLAGS:--Zmiri-strict-provenance -Zmiri-disable-isolation
 if [ "$#" -gt 0 ]; then
     exec cargo +nightly miri test -p sbpf-ring "$@"
 fi
-cargo +nightly miri test -p sbpf-ring --lib
 cargo +nightly miri test -p sbpf-ring --tests

@@ -40,6 +40,7 @@ gate_admit       shutdown   close_while_consuming
 gate_close       shutdown   close_while_consuming
 event_wait       event      wait_notify
 event_notify     event      wait_notify
+event_notify     shutdown   close_wakes_a_blocked_waiter
 '
 
 # Why a failed run failed, from its log.

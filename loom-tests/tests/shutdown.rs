@@ -112,3 +112,42 @@ fn close_model(consume_early: bool) {
         assert_eq!(consumed, admitted, "consumed vs admitted by the gate");
     });
 }
+
+/// A completion waiter blocked while the ring closes: the local poller posts what it can,
+/// then marks itself finished (a release store) and notifies the completion event, as
+/// `Local::finish` does; the waiter, in `Event::wait` with the re-check
+/// `CompletionQueue::wait` uses, must return, with its completions or seeing the poller
+/// gone. A lost wake-up leaves it blocked, which loom reports as a deadlock.
+#[test]
+fn close_wakes_a_blocked_waiter() {
+    use loom::sync::atomic::{AtomicBool, AtomicU32};
+    use sbpf_ring::protocol::Event;
+
+    model(|| {
+        let event = Arc::new(Event::new());
+        let finished = Arc::new(AtomicBool::new(false));
+        let posted = Arc::new(AtomicU32::new(0));
+        let waiter = {
+            let (event, finished, posted) = (
+                Arc::clone(&event),
+                Arc::clone(&finished),
+                Arc::clone(&posted),
+            );
+            thread::spawn(move || {
+                // Waits for two completions; only one is ever posted.
+                let ready =
+                    || posted.load(Ordering::Acquire) >= 2 || finished.load(Ordering::Acquire);
+                while !ready() {
+                    event.wait(ready, None);
+                }
+                assert!(finished.load(Ordering::Acquire));
+                posted.load(Ordering::Acquire)
+            })
+        };
+        posted.store(1, Ordering::Release);
+        event.notify();
+        finished.store(true, Ordering::Release);
+        event.notify();
+        assert_eq!(waiter.join().unwrap(), 1);
+    });
+}

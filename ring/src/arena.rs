@@ -284,9 +284,14 @@ mod tests {
         } else {
             &[0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 23, 24]
         };
+        let phases: &[usize] = if cfg!(miri) {
+            &[0, 3, 7]
+        } else {
+            &[0, 1, 2, 3, 4, 5, 6, 7]
+        };
         for &len in lens {
-            for so in 0..8 {
-                for d_off in 0..8 {
+            for &so in phases {
+                for &d_off in phases {
                     // Shared to shared.
                     let src = shared(5, 1);
                     let dst = shared(5, 100);

@@ -122,7 +122,11 @@ pub mod abi;
 #[cfg(not(loom))]
 mod arena;
 #[cfg(not(loom))]
+mod buffers;
+#[cfg(not(loom))]
 mod complete;
+#[cfg(not(loom))]
+mod dispatch;
 #[cfg(not(loom))]
 pub mod kernel;
 #[cfg(not(loom))]
@@ -134,11 +138,19 @@ pub mod region;
 mod submit;
 pub mod sync;
 pub mod validate;
+#[cfg(loom)]
+pub mod waiters;
+#[cfg(not(loom))]
+mod waiters;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, OutOfBounds};
 #[cfg(not(loom))]
+pub use buffers::{ArenaBuf, BufferPool};
+#[cfg(not(loom))]
 pub use complete::{Completion, CompletionQueue, Completions, OpError};
+#[cfg(not(loom))]
+pub use dispatch::{DispatchStats, Dispatcher};
 #[cfg(not(loom))]
 pub use local::IdlePolicy;
 #[cfg(not(loom))]

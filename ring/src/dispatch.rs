@@ -139,6 +139,17 @@ impl State {
         self.ring.inner()
     }
 
+    #[cfg(feature = "tokio")]
+    pub(crate) fn ring_inner(&self) -> &crate::Inner {
+        self.ring.inner()
+    }
+
+    /// The local backend's eventfd wake-up (local rings only).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn local_wakeup(&self) -> &crate::wakeup::CqWakeup {
+        &self.ring().local().cq_wakeup
+    }
+
     /// Routes every completion ready now. Only the leader calls it.
     pub(crate) fn drain(&self) -> usize {
         // SAFETY: the caller holds the lead (see the `Sync` impl), so no other thread
@@ -181,7 +192,7 @@ impl State {
     }
 
     /// Lends a producer handle to `f`.
-    fn with_submitter<R>(&self, f: impl FnOnce(&mut Submitter) -> R) -> R {
+    pub(crate) fn with_submitter<R>(&self, f: impl FnOnce(&mut Submitter) -> R) -> R {
         let mut sub = self.submitters.pop().unwrap_or_else(|| {
             self.template
                 .lock()
@@ -602,7 +613,7 @@ impl Dispatcher {
 }
 
 /// The value word of a successful completion.
-fn value(c: Completion) -> Result<u64, Error> {
+pub(crate) fn value(c: Completion) -> Result<u64, Error> {
     match c.fault() {
         None => Ok(c.value()),
         Some(e) => Err(Error::Op(e)),
@@ -610,7 +621,7 @@ fn value(c: Completion) -> Result<u64, Error> {
 }
 
 /// The byte count of a successful completion.
-fn bytes(c: Completion) -> Result<usize, Error> {
+pub(crate) fn bytes(c: Completion) -> Result<usize, Error> {
     match c.fault() {
         None => Ok(c.result() as usize),
         Some(e) => Err(Error::Op(e)),

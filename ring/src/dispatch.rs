@@ -34,11 +34,12 @@ use crate::{
 
 /// Spins of a caller that waits for its own result before it parks, looking at its slot
 /// and the lead flag.
-const FOLLOWER_SPINS: u32 = 1000;
+const FOLLOWER_SPINS: u32 = 4096;
 
 /// A spinning follower yields its core this often, so that a leader or poller sharing it
-/// runs.
-const FOLLOWER_YIELD_EVERY: u32 = 100;
+/// runs (with more callers than cores, a parked caller costs the leader a futex wake-up
+/// and a context switch, where a yielding one takes the lead or its result by itself).
+const FOLLOWER_YIELD_EVERY: u32 = 16;
 
 /// Producer handles kept for calls, so that a call does not clone a validator.
 const POOLED_SUBMITTERS: usize = 64;
@@ -167,14 +168,42 @@ impl State {
     }
 
     /// The leader waits for the completion queue. Only the leader calls it.
+    ///
+    /// It looks for up to the ring's `wait_spin` first, yielding its core every
+    /// `LEADER_YIELD_EVERY` looks: the consumer (the local poller) may share this core, and
+    /// a round trip then needs this thread off it; [`CompletionQueue::wait`] yields far
+    /// less often, which suits a consumer pinned to its own core. Then it blocks there.
     fn wait_cq(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        const LEADER_YIELD_EVERY: u32 = 64;
+        let spin = timeout.map_or(self.ring().wait_spin, |t| t.min(self.ring().wait_spin));
+        let polled = match &self.ring().backend {
+            crate::ring::Backend::Kernel(k) => k.sqpoll(),
+            crate::ring::Backend::Local(_) => true,
+        };
+        if polled && !spin.is_zero() {
+            let until = Instant::now() + spin;
+            let mut looks = 0u32;
+            loop {
+                if self.cq_ready() {
+                    return Ok(1);
+                }
+                looks = looks.wrapping_add(1);
+                if looks % LEADER_YIELD_EVERY == 0 {
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    std::thread::yield_now();
+                } else {
+                    crate::sync::spin_loop();
+                }
+            }
+        }
         // SAFETY: as in `drain`.
         let cq = unsafe { &mut *self.cq.get() };
-        cq.wait(1, timeout)
+        cq.wait(1, timeout.map(|t| t.saturating_sub(spin)))
     }
 
     /// Completions posted and not yet routed (a hint for anyone).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn cq_ready(&self) -> bool {
         let cq = self.ring().region.cq();
         cq.available() != cq.consumer_head()

@@ -40,7 +40,7 @@ use crate::{
 
 /// Rounds a reactor with nothing to route yields to the runtime before it arms the wake-up
 /// and sleeps: tasks woken by the last drain usually submit again within them.
-const REACTOR_YIELDS: u32 = 8;
+const REACTOR_YIELDS: u32 = 2;
 
 /// Whether a dispatcher's reactor task runs.
 #[derive(Debug, Default)]

@@ -16,6 +16,11 @@ use sbpf_ring::{op, AcceptAll, Error, Ring, Sqe};
 
 const THREADS: u64 = 8;
 
+/// Whether the suite runs on the kernel module (in QEMU).
+fn kernel() -> bool {
+    std::env::var("SBPF_RING_BACKEND").is_ok_and(|b| b == "kernel")
+}
+
 /// 8 threads through one ring: each adds to its own word and to a shared one. Its own
 /// word's old values must be exactly 0, 1, 2, ... in order (so each call got its own
 /// result, not another thread's), and the shared word's old values, over all threads, must
@@ -24,7 +29,9 @@ const THREADS: u64 = 8;
 fn every_call_gets_its_own_result_under_8_threads() {
     let ring = ring(16, 32, 4096);
     let obj = ring.create_object(4096).unwrap();
-    let per = scaled(20_000) as u64;
+    // Small enough for the kernel backend under QEMU's emulation, where every park and
+    // wake-up of 8 threads on 2 virtual CPUs is slow.
+    let per = scaled(if kernel() { 1_000 } else { 20_000 }) as u64;
     let shared: Vec<Vec<u64>> = thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -119,14 +126,14 @@ fn forged_and_stale_completions_never_reach_a_caller() {
     let ring = ring(16, 32, 4096);
     let obj = ring.create_object(4096).unwrap();
     let d = ring.dispatcher().unwrap();
-    let per = scaled(5_000) as u64;
+    let per = scaled(if kernel() { 1_000 } else { 5_000 }) as u64;
     let mut raw = ring.submitter_with(AcceptAll);
     // Stale: user_data of calls that finished.
     let mut stale: Vec<u64> = (0..16)
         .map(|_| ring.call(op::Nop::new()).unwrap().user_data())
         .collect();
     let calls_before = d.stats().routed;
-    let injected = scaled(20_000) as u64;
+    let injected = scaled(if kernel() { 4_000 } else { 20_000 }) as u64;
     thread::scope(|s| {
         for t in 0..4u64 {
             let ring = &ring;

@@ -19,21 +19,17 @@ use std::{
 };
 
 use io_uring::{opcode, types, IoUring};
-use sbpf_ring::{BackendChoice, Ring};
+use sbpf_ring::Ring;
 
 use crate::{result, syscall::memfd, Budget, CaseResult, Samples};
 
 /// Tasks of the async cases.
 pub const TASKS: usize = 64;
 
+/// The ring cases' local ring: its poller pinned to the consumer core, this thread (and
+/// the threads it spawns) to the producer core, as `ring/read64/b1` runs.
 fn local_ring() -> Result<(Ring, sbpf_ring::ObjectId), sbpf_ring::Error> {
-    let ring = Ring::builder()
-        .backend(BackendChoice::Local)
-        .sq_entries(256)
-        .arena_size(1 << 20)
-        .build()?;
-    let obj = ring.create_object(4096)?;
-    Ok((ring, obj))
+    crate::ring_cases::local_ring()
 }
 
 /// Runs `f(thread, stop)` on `threads` threads for the budget; returns (ops, elapsed).
@@ -95,8 +91,8 @@ pub fn call_case(threads: usize, budget: &Budget) -> CaseResult {
         buf = b;
     }
     let note = format!(
-        "Ring::read_into of 64 B from {threads} thread(s) through one local ring (its poller \
-         unpinned); latency = one call, alone"
+        "Ring::read_into of 64 B from {threads} thread(s) through one local ring, poller pinned \
+         to the other core, callers to this one; latency = one call, alone"
     );
     result(&name, 1, ops, elapsed, samples, note)
 }
@@ -169,7 +165,7 @@ pub fn async_case(budget: &Budget) -> CaseResult {
             ops,
             elapsed,
             Samples::with_capacity(0),
-            format!("read_into_async of 64 B from {TASKS} tasks, 2 runtime workers, local ring; no latency samples"),
+            format!("read_into_async of 64 B from {TASKS} tasks, 2 runtime workers, local ring (poller pinned to the other core); no latency samples"),
         ),
         Err(e) => CaseResult::unavailable(name, 1, e.to_string()),
     }

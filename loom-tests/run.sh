@@ -45,7 +45,7 @@ route_done       dispatch   leader_wakes_a_parked_caller
 take_acquire     dispatch   leader_wakes_a_parked_caller
 park_fence       dispatch   a_leader_that_leaves_promotes_a_parked_caller
 unlead_fence     dispatch   a_leader_that_leaves_promotes_a_parked_caller
-close_fence      dispatch   close_wakes_a_parked_caller
+close_fence      dispatch   close_wakes_a_registered_task
 '
 
 # Why a failed run failed, from its log.

@@ -171,3 +171,35 @@ fn stale_and_forged_completions_are_dropped() {
         assert_eq!((counts.routed, counts.stale, counts.forged), (1, 1, 1));
     });
 }
+
+/// Wakes a parked loom thread: the waker of a "task" in these models.
+struct Unpark(loom::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// A task registers its waker (no parked list: `InFlight::poll`'s path) and then looks at
+/// `is_closed`; `close` (flag, full fence, scan of the slots for registered waiters) must
+/// either find the waker or be seen.
+#[test]
+fn close_wakes_a_registered_task() {
+    model(|| {
+        let w = Arc::new(Waiters::new(2, 0));
+        let (index, _) = w.alloc().unwrap();
+        let task = {
+            let w = Arc::clone(&w);
+            thread::spawn(move || {
+                let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+                assert!(w.register(index, sbpf_ring::waiters::Waiter::Task(waker)));
+                if !w.is_closed() {
+                    thread::park();
+                }
+            })
+        };
+        w.close();
+        task.join().unwrap();
+    });
+}

@@ -671,7 +671,9 @@ impl Ring {
     /// The ring's dispatcher, made on first use: it takes the completion queue, so
     /// [`Ring::completions`] is refused from then on, and this is refused
     /// ([`Error::CompletionQueueTaken`]) if the completion queue was taken first. Every
-    /// call returns the same dispatcher.
+    /// call returns the same dispatcher. Its calls submit through shared producer handles
+    /// with the [`BoundsValidator`], so a [`SingleSubmitter`](crate::SingleSubmitter) is
+    /// refused from then on (and a ring with one gets no dispatcher).
     pub fn dispatcher(&self) -> Result<Dispatcher, Error> {
         self.dispatcher_ref().cloned()
     }

@@ -33,8 +33,11 @@
 //!   leader drops the flag, issues a full fence (P2) and then looks at the parked count; a
 //!   closer stores `closed`, issues a full fence (P3) and then wakes everyone it finds. By
 //!   P1/P2, either the follower sees no leader (and leads itself) or the leader sees the
-//!   follower (and unparks one); by P1/P3, either the follower sees `closed` or the closer
-//!   finds it. A parked follower is therefore never left without a leader or a closer.
+//!   follower (and unparks one). A parked thread and a closer also meet under the parked
+//!   list's lock; a task has no such list, so for it P3 pairs with the fence in
+//!   `is_closed`, which the task calls after registering its waker: either it sees
+//!   `closed` or the closer's scan finds its slot WAITING. Nobody is left waiting without
+//!   a leader or a closer to wake it.
 
 use std::{any::Any, task::Waker, time::Duration};
 

@@ -62,6 +62,12 @@ pub const SETUP_FLAGS_ALL: u32 = SETUP_SQPOLL | SETUP_CQSIZE;
 /// (the ENTER ioctl with [`ENTER_SQ_WAKEUP`]).
 pub const SQ_NEED_WAKEUP: u32 = 1 << 0;
 
+/// SQ flag set, with [`SQ_NEED_WAKEUP`], by a local poller that sleeps because published
+/// entries wait for a completion slot: the completion consumer must wake it after making
+/// room. Only the local backend sets it; the module wakes such a poller itself from
+/// `poll()` and ENTER with GETEVENTS, and the consumer kicks it on [`SQ_NEED_WAKEUP`].
+pub const SQ_CQ_FULL: u32 = 1 << 1;
+
 /// ENTER flag: wake the poller thread (SQPOLL rings).
 pub const ENTER_SQ_WAKEUP: u32 = 1 << 0;
 /// ENTER flag: after submitting, wait until `min_complete` completions are available.

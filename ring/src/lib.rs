@@ -101,8 +101,9 @@
 //!   then stops: the local backend's poller thread exits; on the kernel backend the module
 //!   is told to stop (its poller exits, ENTER consumes nothing more), and entries it never
 //!   took are handed back in the [`ShutdownReport`];
-//! - every thread in [`CompletionQueue::wait`] returns at once, with the completions that
-//!   did arrive or [`Error::Closed`]; completions already posted stay readable;
+//! - a thread in [`CompletionQueue::wait`] returns as soon as the consumer has finished
+//!   what was published before the close: with the completions it waited for, or
+//!   [`Error::Closed`]; completions already posted stay readable;
 //! - the memory (mappings, the device file, objects held by this ring) lives until the
 //!   last handle of any kind ([`Submitter`], [`Arena`], [`CompletionQueue`]) is dropped;
 //!   a kernel object lives on while another ring or process holds it.

@@ -51,10 +51,12 @@ pub enum IdlePolicy {
 }
 
 impl Default for IdlePolicy {
+    /// Adaptive from 20 µs to 200 µs (the kernel's halt-polling spins up to 200 µs too):
+    /// requests less than 200 µs apart find the poller awake.
     fn default() -> Self {
         IdlePolicy::Adaptive {
-            min: Duration::from_micros(50),
-            max: Duration::from_millis(2),
+            min: Duration::from_micros(20),
+            max: Duration::from_micros(200),
         }
     }
 }
@@ -72,8 +74,12 @@ impl IdlePolicy {
     fn next(self, window: Duration, slept: Duration) -> Duration {
         match self {
             IdlePolicy::Fixed(d) => d,
-            IdlePolicy::Adaptive { min, max } if slept <= max => (window * 2).clamp(min, max),
-            IdlePolicy::Adaptive { min, max } => (window / 2).clamp(min, max),
+            // Grows from at least 1 µs, so a window of zero can grow too.
+            IdlePolicy::Adaptive { min, max } if slept <= max => window
+                .max(Duration::from_micros(1))
+                .saturating_mul(2)
+                .clamp(min, max.max(min)),
+            IdlePolicy::Adaptive { min, max } => (window / 2).clamp(min, max.max(min)),
         }
     }
 }
@@ -316,6 +322,12 @@ impl<'a> Poller<'a> {
         }
     }
 
+    /// Whether the attached objects changed since this poller's copy.
+    fn objects_stale(&self) -> bool {
+        // Acquire pairs with the release increments in `attach`/`detach_object`.
+        self.local.objects_gen.load(Ordering::Acquire) != self.objects_gen
+    }
+
     fn refresh_objects(&mut self) {
         // Acquire pairs with the release increments in `attach`/`detach_object`.
         let gen = self.local.objects_gen.load(Ordering::Acquire);
@@ -379,11 +391,14 @@ impl<'a> Poller<'a> {
             user_data: sqe.user_data,
             ..Cqe::default()
         };
-        let object = self
-            .objects
-            .binary_search_by_key(&sqe.obj_id, |o| o.id)
-            .ok()
-            .map(|i| &self.objects[i]);
+        let mut found = self.objects.binary_search_by_key(&sqe.obj_id, |o| o.id);
+        if found.is_err() && self.objects_stale() {
+            // Attached after this pass refreshed its copy (and before the entry was
+            // published, so the acquire of its `seq` made the attachment visible).
+            self.refresh_objects();
+            found = self.objects.binary_search_by_key(&sqe.obj_id, |o| o.id);
+        }
+        let object = found.ok().map(|i| &self.objects[i]);
         let arena = &self.inner.arena;
         if let Err(fault) = check_entry(sqe, arena.len(), |_| object.map(|o| o.size())) {
             self.counters.reject(fault);
@@ -436,9 +451,19 @@ impl<'a> Poller<'a> {
     /// The poller's life: consume, and after its idle window without work, sleep with
     /// NEED_WAKEUP.
     fn run(mut self) -> Vec<Sqe> {
-        let returned = self.serve();
-        self.local.finish();
-        returned
+        // Even if serving panics (a bug), no waiter may wait forever for this thread.
+        struct Finish<'a>(&'a Inner);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    // Producers are told the ring is closed instead of filling it.
+                    self.0.gate.close(&self.0.region.sq());
+                }
+                self.0.local().finish();
+            }
+        }
+        let _finish = Finish(self.inner);
+        self.serve()
     }
 
     fn serve(&mut self) -> Vec<Sqe> {
@@ -495,11 +520,18 @@ impl<'a> Poller<'a> {
                     || local.objects_gen.load(Ordering::Acquire) != gen
                     || (sq.is_published(head) && cq.room(cq_tail) > 0)
             };
-            if sq.prepare_sleep(ready) {
+            // Published entries that wait only for a completion slot: the consumer must
+            // wake us when it makes room.
+            let cq_full = sq.is_published(head) && cq.room(cq_tail) == 0;
+            if sq.prepare_sleep(cq_full, ready) {
                 let slept = Instant::now();
                 local.sq_event.wait(ready, None);
                 sq.clear_wakeup();
-                window = local.idle.next(window, slept.elapsed());
+                // Only a wake-up that found an entry measures the gap between requests; a
+                // kick that found nothing says nothing about the load.
+                if sq.is_published(head) {
+                    window = local.idle.next(window, slept.elapsed());
+                }
                 self.counters.0.wakeups += 1;
                 self.counters.mirror(self.inner.region.stats_words());
             }

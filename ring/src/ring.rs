@@ -173,9 +173,10 @@ impl RingBuilder {
     }
 
     /// How long the poller spins without work before it sleeps. Default
-    /// [`IdlePolicy::Adaptive`] from 50 µs to 2 ms, which costs a few percent of a core under
-    /// a light load and nothing under full load (`BENCHMARKS.md`). The kernel module's
-    /// poller takes the longest window, in whole milliseconds, as its idle time.
+    /// [`IdlePolicy::Adaptive`] from 20 µs to 200 µs: requests that come less than 200 µs
+    /// apart find the poller awake, a light load costs a few percent of a core
+    /// (`BENCHMARKS.md`). The kernel module's poller takes the longest window, in whole
+    /// milliseconds (at least one), as its idle time.
     pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
         self.idle = policy;
         self
@@ -385,6 +386,29 @@ impl Inner {
         self.limits_gen.fetch_add(1, Ordering::Release);
     }
 
+    /// The SQ flag that says the consumer sleeps on a full CQ: the local poller says so
+    /// ([`abi::SQ_CQ_FULL`]); the module does not, so any sleep counts (and its `poll()`
+    /// and ENTER wake such a poller too).
+    #[inline]
+    pub(crate) fn cq_full_flag(&self) -> u32 {
+        match self.backend {
+            Backend::Local(_) => abi::SQ_CQ_FULL,
+            Backend::Kernel(_) => abi::SQ_NEED_WAKEUP,
+        }
+    }
+
+    /// Whether a completion consumer that saw [`Inner::cq_full_flag`] should kick. The
+    /// local poller sets its flag only with entries waiting, so always; the module's flag
+    /// is set for any sleep, so only when entries wait (a hint: the module's `poll()` and
+    /// ENTER with GETEVENTS wake a poller asleep on a full CQ anyway).
+    #[inline]
+    pub(crate) fn worth_kicking(&self, sq: &crate::protocol::SqView<'_>) -> bool {
+        match self.backend {
+            Backend::Local(_) => true,
+            Backend::Kernel(_) => sq.pending(),
+        }
+    }
+
     /// Wakes the consumer after a producer saw NEED_WAKEUP.
     #[cold]
     pub(crate) fn kick(&self) {
@@ -460,7 +484,6 @@ impl Inner {
         // tail was admitted and never performed.
         let mut returned = Vec::new();
         let mut pos = sq.consumed();
-        let spin_until = std::time::Instant::now() + Duration::from_secs(1);
         while pos != final_tail && final_tail.wrapping_sub(pos) <= sq.entries() {
             // SAFETY: the kernel has stopped consuming (SHUTDOWN), so this thread, under the
             // shutdown lock, is the ring's only consumer, and `pos` has not been released.
@@ -469,9 +492,9 @@ impl Inner {
                     returned.push(sqe);
                     pos = pos.wrapping_add(1);
                 }
-                // A producer admitted before the gate closed is still publishing.
-                None if std::time::Instant::now() < spin_until => crate::sync::spin_loop(),
-                None => break,
+                // A producer admitted before the gate closed publishes next, without
+                // blocking in between: wait for it, as the local poller does.
+                None => std::thread::yield_now(),
             }
         }
         sq.release(pos);

@@ -316,7 +316,8 @@ impl Submitter {
         sqe: Sqe,
         timeout: Option<Duration>,
     ) -> Result<(), SubmitError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too far to represent is no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let (handle, policy) = (&self.handle, &mut self.policy);
         submit_until(deadline, || {
             submit_batch(handle, policy, core::slice::from_ref(&sqe), Shared)
@@ -378,7 +379,8 @@ impl SingleSubmitter {
         sqe: Sqe,
         timeout: Option<Duration>,
     ) -> Result<(), SubmitError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too far to represent is no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         submit_until(deadline, || self.submit_batch(core::slice::from_ref(&sqe)))
             .map(|_| ())
             .map_err(|e| e.for_entry(sqe))

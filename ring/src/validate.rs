@@ -26,8 +26,8 @@ pub mod rights {
     pub const ALL: u32 = READ | WRITE;
 }
 
-/// One attached object as a validator sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// One attached object as a validator sees it. `Default` is id 0, size 0, every right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObjectLimit {
     /// Object id.
     pub id: u32,
@@ -35,6 +35,12 @@ pub struct ObjectLimit {
     pub rights: u32,
     /// Size in bytes.
     pub size: u64,
+}
+
+impl Default for ObjectLimit {
+    fn default() -> Self {
+        ObjectLimit::new(0, 0)
+    }
 }
 
 impl ObjectLimit {
@@ -51,7 +57,8 @@ impl ObjectLimit {
 /// What a producer-side validator knows of its ring: the arena and the attached objects.
 ///
 /// The objects are kept sorted by id, so [`Limits::object`] is a binary search over up to
-/// [`MAX_LIMIT_OBJECTS`]. Two `Limits` are equal when they describe the same arena and the
+/// [`MAX_LIMIT_OBJECTS`]; build a `Limits` with [`Limits::new`] and [`Limits::push`],
+/// which keep that order (a hand-written unsorted table makes lookups miss). Two `Limits` are equal when they describe the same arena and the
 /// same objects; the unused tail of `objects` does not take part (so comparing costs what
 /// is in use, which validators that cache per-limits state do on every entry).
 #[derive(Clone, Copy, Debug)]

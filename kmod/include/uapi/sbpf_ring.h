@@ -137,6 +137,15 @@ struct sbpf_enter {
 	__u64	timeout_ns;
 };
 
+/*
+ * An object id is (generation << SBPF_OBJ_INDEX_BITS) | index, never 0. Indices are
+ * allocated cyclically and reused once their object is gone; the generation (the upper
+ * 12 bits) counts the laps of the index space, so an id held after its object is gone
+ * answers ENOENT instead of reaching a new object at the same index until 2^12 laps
+ * (about 2^32 creations) later.
+ */
+#define SBPF_OBJ_INDEX_BITS	20
+
 struct sbpf_object {
 	__u32	id;
 	__u32	flags;		/* must be 0 */

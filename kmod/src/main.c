@@ -264,8 +264,10 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-/* Counts the vmas of the ring region (split, fork and mremap copy them); the last gone
- * closes the ring, so no waiter stays blocked on a ring nobody can see. */
+/*
+ * Counts the vmas of the ring region (split, fork and mremap copy them); the last one gone
+ * closes the ring, so no waiter stays blocked on a ring nobody can see.
+ */
 static void sbpf_region_vm_open(struct vm_area_struct *vma)
 {
 	struct sbpf_ring *r = vma->vm_private_data;

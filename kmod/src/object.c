@@ -92,6 +92,9 @@ static bool sbpf_within(u64 used, u64 add, u64 limit)
  */
 int sbpf_charge(kuid_t uid, const struct sbpf_charge *c)
 {
+	/* As RLIMIT_NPROC: the per-uid thread cap spares administrators, the global cap not. */
+	bool uncapped = c->pollers && (ns_capable_noaudit(&init_user_ns, CAP_SYS_RESOURCE) ||
+				       ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN));
 	struct sbpf_acct *fresh, *a;
 	int ret = 0;
 
@@ -113,7 +116,8 @@ int sbpf_charge(kuid_t uid, const struct sbpf_charge *c)
 		ret = -ENOSPC;
 	else if (!sbpf_within(a->used.rings, c->rings, READ_ONCE(sbpf_max_user_rings)))
 		ret = -EMFILE;
-	else if (!sbpf_within(a->used.pollers, c->pollers, READ_ONCE(sbpf_max_user_pollers)) ||
+	else if ((!uncapped &&
+		  !sbpf_within(a->used.pollers, c->pollers, READ_ONCE(sbpf_max_user_pollers))) ||
 		 !sbpf_within(sbpf_pollers_total, c->pollers, READ_ONCE(sbpf_max_pollers)))
 		ret = -EAGAIN;
 	if (!ret) {

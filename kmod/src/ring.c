@@ -305,6 +305,7 @@ static int sbpf_poller(void *data)
 	struct sbpf_file *sf = r->sf;
 	u64 idle = (u64)r->idle_ms * NSEC_PER_MSEC;
 	u64 last_work = ktime_get_ns();
+	bool published;
 	DEFINE_WAIT(wait);
 
 	while (!kthread_should_stop()) {
@@ -323,12 +324,19 @@ static int sbpf_poller(void *data)
 		WRITE_ONCE(*r->sq_flags_shared, SBPF_SQ_NEED_WAKEUP);
 		smp_store_release(&r->poller_asleep, true);	/* after our sq_head, cq_tail */
 		smp_mb();						/* [E] */
-		if ((sbpf_sq_published(r) && sbpf_cq_has_room(r)) || kthread_should_stop()) {
+		published = sbpf_sq_published(r);
+		if ((published && sbpf_cq_has_room(r)) || kthread_should_stop()) {
 			finish_wait(&r->sq_wait, &wait);
 			WRITE_ONCE(r->poller_asleep, false);
 			WRITE_ONCE(*r->sq_flags_shared, 0);
 			last_work = ktime_get_ns();
 			continue;
+		}
+		/* An entry published since our last pass waits for room: an episode too. */
+		if (published && !r->cq_was_full) {
+			r->cq_was_full = true;
+			atomic64_inc(&r->ctr.v[SBPF_CTR(cq_full)]);
+			sbpf_stats_mirror(r);
 		}
 		schedule();
 		finish_wait(&r->sq_wait, &wait);
@@ -410,9 +418,9 @@ int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf
 }
 
 /*
- * Closes the ring for good (see "Closing" above); @why is the positive errno later
- * ENTERs and woken waiters get if the first cause. Idempotent; may sleep for one
- * consumer pass.
+ * Closes the ring for good (see "Closing" above). @why, the positive errno that woken
+ * waiters and later ENTERs get, sticks if it is the first cause. Idempotent; may sleep
+ * for one consumer pass.
  */
 void sbpf_ring_shutdown(struct sbpf_ring *r, int why)
 {
@@ -508,7 +516,7 @@ static void sbpf_ring_destroy(struct sbpf_ring *r)
 	sbpf_uncharge(uid, &c);
 }
 
-/* The poller's threads, spin and cgroups: how an SQPOLL ring gets its consumer. */
+/* Starts @r's SQPOLL poller: a kthread in every cgroup of its owner, at its nice value. */
 static int sbpf_poller_start(struct sbpf_ring *r)
 {
 	struct task_struct *poller;
@@ -550,7 +558,8 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p,
 	ret = sbpf_check_params(p);
 	if (ret)
 		return ret;
-	if (sqpoll && !sbpf_allowed(sbpf_sqpoll_disabled, sbpf_sqpoll_group, CAP_SYS_NICE))
+	if (sqpoll && !sbpf_allowed(READ_ONCE(sbpf_sqpoll_disabled), READ_ONCE(sbpf_sqpoll_group),
+				    CAP_SYS_NICE))
 		return -EPERM;
 
 	mutex_lock(&sf->lock);

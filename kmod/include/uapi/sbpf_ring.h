@@ -119,7 +119,7 @@ struct sbpf_params {
 	__u32	sq_entries;	/* in/out */
 	__u32	cq_entries;	/* in with SBPF_SETUP_CQSIZE; out */
 	__u32	flags;		/* in */
-	__u32	sq_idle_ms;	/* in */
+	__u32	sq_idle_ms;	/* in; out: the spin in force (SQPOLL), else 0 */
 	__u64	arena_size;	/* in */
 	__u64	ring_size;	/* out */
 	__u32	features;	/* out */

@@ -203,17 +203,17 @@ static void t_tiny_object_flood(void)
 /* Each object and ring is charged at least its whole pages, and not much more. */
 static void t_charged_cost(void)
 {
-	uint64_t start = param_read("pinned_bytes"), d;
+	uint64_t start = param_read("pinned_bytes"), d, tiny, page1;
 	int fd = dev_open();
 	uint32_t id;
 
 	id = obj_create(fd, 8);
-	d = param_read("pinned_bytes") - start;
+	d = tiny = param_read("pinned_bytes") - start;
 	CHECK(id && d >= 64 && d <= 512, "8-byte object charged %llu", (unsigned long long)d);
 	obj_ioctl(fd, SBPF_IOC_OBJ_DETACH, id);
 	CHECK(pinned_settle(start) == start, "uncharged");
 	id = obj_create(fd, 4096 + 8);
-	d = param_read("pinned_bytes") - start;
+	d = page1 = param_read("pinned_bytes") - start;
 	CHECK(id && d >= 8192 && d <= 8192 + 1024, "4104-byte object charged %llu",
 	      (unsigned long long)d);
 	obj_ioctl(fd, SBPF_IOC_OBJ_DETACH, id);
@@ -227,6 +227,9 @@ static void t_charged_cost(void)
 		      (unsigned long long)d);
 		ring_exit(&r);
 	}
+	printf("charged: 8-byte object %llu bytes, 4104-byte object %llu, ring of 8 entries "
+	       "with an 8 KiB arena %llu\n", (unsigned long long)tiny, (unsigned long long)page1,
+	       (unsigned long long)d);
 	CHECK(pinned_settle(start) == start, "uncharged");
 }
 

@@ -501,6 +501,13 @@ static void t_sqpoll_wakeup(void)
 	for (i = 0; i < 300 && ring_cq_ready(&r) < 8; i++)
 		usleep(10000);
 	CHECK(ring_cq_ready(&r) == 8, "cq ready %u", ring_cq_ready(&r));
+	/*
+	 * The poller may have slept before the last entries were published, and been kicked
+	 * but not yet run: wait until it has seen a published entry against the full CQ, then
+	 * until it sleeps again. Reaping earlier would let it find room instead.
+	 */
+	for (i = 0; i < 300 && ring_stats(&r).cq_full < 1; i++)
+		usleep(10000);
 	for (i = 0; i < 300 && !(*r.sq_flags & SBPF_SQ_NEED_WAKEUP); i++)
 		usleep(10000);
 	CHECK(*r.sq_flags & SBPF_SQ_NEED_WAKEUP, "poller spins on a full CQ");

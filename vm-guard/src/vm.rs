@@ -62,12 +62,18 @@ pub struct Helper {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    /// Our verifier refused it.
+    /// Our verifier refused it (boxed: the error carries the failing path's state).
     #[error("verification failed: {0}")]
-    Verify(#[from] VerifyError),
+    Verify(Box<VerifyError>),
     /// rbpf refused it (its own checks, or the JIT).
     #[error("rbpf: {0}")]
     Vm(String),
+}
+
+impl From<VerifyError> for LoadError {
+    fn from(e: VerifyError) -> Self {
+        LoadError::Verify(Box::new(e))
+    }
 }
 
 /// A run that did not return a value (only the interpreter reports these; a verified program

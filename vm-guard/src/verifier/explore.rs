@@ -1,0 +1,674 @@
+//! The path-sensitive pass: abstract interpretation of every path from the entry, one at a
+//! time (depth first), with state pruning and a budget of processed instructions.
+//!
+//! # Pruning and termination
+//!
+//! At every jump target the current state is compared with the states already seen there.
+//! If one of them was *completely* explored (every path from it reached `exit` or was pruned
+//! in turn) and admits every concrete state of the current one ([`State::within`]), the
+//! current path is safe and stops. Only complete states prune: a state still being explored
+//! is an ancestor of the current path (depth-first order), and pruning against it would be
+//! assuming what is being proven. Meeting an unfinished ancestor that is *equal* to the
+//! current state is a loop that makes no progress: rejected at once. Anything else runs
+//! until it exits, is pruned, fails, or exhausts the budget ([`Policy::max_processed`]).
+//!
+//! Why an accepted program terminates: the exploration is a finite tree whose leaves are
+//! exits or prunes; a concrete run follows a tree path, and at a pruned leaf continues in
+//! the subtree of a state that was completed before that leaf was reached. Completion times
+//! strictly decrease along a run's prune edges, so a run crosses finitely many, and it
+//! executes no more instructions than the exploration processed ([`Verified::max_steps`]).
+
+use rbpf::ebpf;
+
+use super::{
+    decode,
+    domain::Scalar,
+    state::{Ptr, Region, Slot, State, Value, STACK_SIZE},
+    structure::{self, Shape, PSEUDO_RODATA},
+    transfer::{self, Cmp},
+    Insn, Policy, Rule, VerifierLog, VerifyError,
+};
+
+/// Most states kept per jump target; past it the verifier explores without storing (slower,
+/// never unsound).
+const MAX_STATES_PER_INSN: usize = 64;
+
+/// The largest variable offset a pointer may carry (the kernel's `BPF_MAX_VAR_OFF` is
+/// 2^29): bounds checks then never overflow.
+const MAX_VAR_OFF: i64 = 1 << 29;
+
+/// Lines of log kept; a long exploration is summarized beyond.
+const MAX_LOG_LINES: usize = 20_000;
+
+struct Checkpoint {
+    state: State,
+    parent: Option<usize>,
+    /// Live paths whose latest checkpoint is this one, plus unfinished child checkpoints.
+    branches: u32,
+    complete: bool,
+}
+
+struct Path {
+    pc: usize,
+    state: State,
+    cp: Option<usize>,
+}
+
+enum Next {
+    Go(usize),
+    Fork {
+        fall: usize,
+        taken: usize,
+        taken_state: Box<State>,
+    },
+    Exit,
+}
+
+pub(super) struct Outcome {
+    pub processed: usize,
+    pub states: usize,
+}
+
+pub(super) struct Explorer<'a> {
+    prog: &'a [u8],
+    shapes: &'a [Option<Shape>],
+    policy: &'a Policy,
+    rodata: &'a [u8],
+    prune_point: Vec<bool>,
+    log: Option<&'a mut VerifierLog>,
+}
+
+impl<'a> Explorer<'a> {
+    pub fn new(
+        prog: &'a [u8],
+        shapes: &'a [Option<Shape>],
+        policy: &'a Policy,
+        rodata: &'a [u8],
+        log: Option<&'a mut VerifierLog>,
+    ) -> Self {
+        let mut prune_point = vec![false; shapes.len()];
+        for s in shapes.iter().flatten() {
+            if let Some(t) = s.jump {
+                prune_point[t] = true;
+            }
+        }
+        Explorer {
+            prog,
+            shapes,
+            policy,
+            rodata,
+            prune_point,
+            log,
+        }
+    }
+
+    fn fail(&self, pc: usize, state: &State, rule: Rule) -> VerifyError {
+        VerifyError {
+            index: Some(pc),
+            insn: super::disassemble_one(self.prog, pc),
+            rule,
+            state: state.describe(),
+        }
+    }
+
+    fn log_line(&mut self, line: impl FnOnce() -> String) {
+        if let Some(log) = self.log.as_deref_mut() {
+            if log.lines.len() < MAX_LOG_LINES {
+                log.lines.push(line());
+            } else if log.lines.len() == MAX_LOG_LINES {
+                log.lines.push(String::from("... (log truncated)"));
+            }
+        }
+    }
+
+    pub fn run(&mut self) -> Result<Outcome, VerifyError> {
+        let n = self.shapes.len();
+        let mut cps: Vec<Checkpoint> = Vec::new();
+        let mut seen: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut pending = vec![Path {
+            pc: 0,
+            state: State::entry(),
+            cp: None,
+        }];
+        let mut processed = 0usize;
+        let finish = |cps: &mut Vec<Checkpoint>, mut cp: Option<usize>| {
+            while let Some(id) = cp {
+                cps[id].branches -= 1;
+                if cps[id].branches > 0 {
+                    break;
+                }
+                cps[id].complete = true;
+                cp = cps[id].parent;
+            }
+        };
+        'paths: while let Some(mut path) = pending.pop() {
+            loop {
+                let pc = path.pc;
+                if self.prune_point[pc] {
+                    let mut pruned = false;
+                    for &id in &seen[pc] {
+                        let cp = &cps[id];
+                        if cp.complete {
+                            if path.state.within(&cp.state) {
+                                pruned = true;
+                                break;
+                            }
+                        } else if path.state == cp.state {
+                            return Err(self.fail(pc, &path.state, Rule::InfiniteLoop));
+                        }
+                    }
+                    if pruned {
+                        self.log_line(|| format!("{pc}: safe (pruned)"));
+                        finish(&mut cps, path.cp);
+                        continue 'paths;
+                    }
+                    if seen[pc].len() < MAX_STATES_PER_INSN {
+                        cps.push(Checkpoint {
+                            state: path.state.clone(),
+                            parent: path.cp,
+                            branches: 1,
+                            complete: false,
+                        });
+                        let id = cps.len() - 1;
+                        seen[pc].push(id);
+                        path.cp = Some(id);
+                    }
+                }
+                processed += 1;
+                if processed > self.policy.max_processed {
+                    return Err(self.fail(
+                        pc,
+                        &path.state,
+                        Rule::Budget {
+                            max: self.policy.max_processed,
+                        },
+                    ));
+                }
+                if self.log.is_some() {
+                    let line = format!(
+                        "{pc}: ({:02x}) {:<28} ; {}",
+                        self.prog[pc * 8],
+                        super::disassemble_one(self.prog, pc),
+                        path.state.describe()
+                    );
+                    self.log_line(|| line);
+                }
+                match self.step(pc, &mut path.state)? {
+                    Next::Go(next) => path.pc = next,
+                    Next::Exit => {
+                        finish(&mut cps, path.cp);
+                        continue 'paths;
+                    }
+                    Next::Fork {
+                        fall,
+                        taken,
+                        taken_state,
+                    } => {
+                        if let Some(id) = path.cp {
+                            cps[id].branches += 1;
+                        }
+                        pending.push(Path {
+                            pc: taken,
+                            state: *taken_state,
+                            cp: path.cp,
+                        });
+                        path.pc = fall;
+                    }
+                }
+            }
+        }
+        Ok(Outcome {
+            processed,
+            states: cps.len(),
+        })
+    }
+
+    /// Reads register `r` as an operand: it must be initialized.
+    fn read(&self, pc: usize, st: &State, r: u8) -> Result<Value, VerifyError> {
+        match st.regs[r as usize] {
+            Value::Uninit => Err(self.fail(pc, st, Rule::Uninitialized { reg: r })),
+            v => Ok(v),
+        }
+    }
+
+    fn step(&self, pc: usize, st: &mut State) -> Result<Next, VerifyError> {
+        let insn = decode(self.prog, pc);
+        let shape = self.shapes[pc].expect("the structural pass shaped every instruction");
+        let next = pc + if shape.is_lddw { 2 } else { 1 };
+        let class = insn.opc & ebpf::BPF_CLS_MASK;
+        match class {
+            ebpf::BPF_LD => {
+                let hi = decode(self.prog, pc + 1).imm;
+                let v = if insn.src == PSEUDO_RODATA {
+                    let off = u64::from(hi as u32);
+                    if self.rodata.is_empty() || off > self.rodata.len() as u64 {
+                        return Err(self.fail(pc, st, Rule::LddwPseudo));
+                    }
+                    Value::Ptr(Ptr {
+                        region: Region::Rodata,
+                        off: Scalar::konst(off),
+                    })
+                } else {
+                    let imm = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                    Value::Scalar(Scalar::konst(imm))
+                };
+                st.regs[insn.dst as usize] = v;
+                Ok(Next::Go(next))
+            }
+            ebpf::BPF_LDX => {
+                let base = self.read(pc, st, insn.src)?;
+                let v = self.load(pc, st, insn.src, base, &insn)?;
+                st.regs[insn.dst as usize] = v;
+                Ok(Next::Go(next))
+            }
+            ebpf::BPF_ST | ebpf::BPF_STX => {
+                let base = self.read(pc, st, insn.dst)?;
+                let v = if class == ebpf::BPF_STX {
+                    self.read(pc, st, insn.src)?
+                } else {
+                    Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
+                };
+                self.store(pc, st, insn.dst, base, v, &insn)?;
+                Ok(Next::Go(next))
+            }
+            ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
+                self.alu(pc, st, &insn, class == ebpf::BPF_ALU64)?;
+                Ok(Next::Go(next))
+            }
+            _ => self.jump(pc, st, &insn, shape, next),
+        }
+    }
+
+    /// Where an access of `size` bytes at `base + insn.off` lands, checked against its
+    /// region; returns the region and the smallest and largest offsets.
+    fn check_access(
+        &self,
+        pc: usize,
+        st: &State,
+        reg: u8,
+        base: Value,
+        insn: &Insn,
+    ) -> Result<(Region, i64, i64), VerifyError> {
+        let size = structure::size_of(insn) as i64;
+        let p = match base {
+            Value::Ptr(p) => p,
+            _ => return Err(self.fail(pc, st, Rule::NotAPointer { reg })),
+        };
+        // Pointer offsets stay within ±MAX_VAR_OFF (checked where they are formed), so these
+        // sums cannot overflow.
+        let lo = p.off.smin + i64::from(insn.off);
+        let hi = p.off.smax + i64::from(insn.off);
+        let (start, end) = match p.region {
+            Region::Context => (0, self.policy.context_size as i64),
+            Region::Rodata => (0, self.rodata.len() as i64),
+            Region::Stack => {
+                if p.off.as_const().is_none() {
+                    return Err(self.fail(pc, st, Rule::StackVariableOffset { reg }));
+                }
+                (-(STACK_SIZE as i64), 0)
+            }
+        };
+        if lo < start || hi + size > end {
+            return Err(self.fail(
+                pc,
+                st,
+                Rule::OutOfBounds {
+                    region: p.region,
+                    reg,
+                    min: lo,
+                    max: hi,
+                    size: size as usize,
+                    limit: (end - start) as usize,
+                },
+            ));
+        }
+        Ok((p.region, lo, hi))
+    }
+
+    fn load(
+        &self,
+        pc: usize,
+        st: &State,
+        reg: u8,
+        base: Value,
+        insn: &Insn,
+    ) -> Result<Value, VerifyError> {
+        let size = structure::size_of(insn);
+        let (region, lo, hi) = self.check_access(pc, st, reg, base, insn)?;
+        match region {
+            Region::Context => Ok(Value::Scalar(Scalar::unknown_bytes(size))),
+            Region::Rodata => {
+                if lo == hi {
+                    let mut b = [0u8; 8];
+                    b[..size].copy_from_slice(&self.rodata[lo as usize..lo as usize + size]);
+                    Ok(Value::Scalar(Scalar::konst(u64::from_le_bytes(b))))
+                } else {
+                    Ok(Value::Scalar(Scalar::unknown_bytes(size)))
+                }
+            }
+            Region::Stack => {
+                let (slot, byte) = State::slot_of(lo);
+                let s = &st.stack[slot];
+                if size == 8 && byte == 0 {
+                    if let Some(v) = s.spill {
+                        return Ok(v);
+                    }
+                }
+                for o in lo..lo + size as i64 {
+                    let (slot, byte) = State::slot_of(o);
+                    let s = &st.stack[slot];
+                    if matches!(s.spill, Some(Value::Ptr(_))) {
+                        return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
+                    }
+                    if s.init & (1 << byte) == 0 {
+                        return Err(self.fail(pc, st, Rule::StackUninitialized { off: lo, size }));
+                    }
+                }
+                Ok(Value::Scalar(Scalar::unknown_bytes(size)))
+            }
+        }
+    }
+
+    fn store(
+        &self,
+        pc: usize,
+        st: &mut State,
+        reg: u8,
+        base: Value,
+        v: Value,
+        insn: &Insn,
+    ) -> Result<(), VerifyError> {
+        let size = structure::size_of(insn);
+        if let Value::Ptr(p) = base {
+            if p.region != Region::Stack {
+                return Err(self.fail(pc, st, Rule::Store { region: p.region }));
+            }
+        }
+        let (_, lo, _) = self.check_access(pc, st, reg, base, insn)?;
+        let (slot, byte) = State::slot_of(lo);
+        if size == 8 && byte == 0 {
+            st.stack[slot] = Slot {
+                spill: Some(v),
+                init: 0xff,
+            };
+            return Ok(());
+        }
+        if matches!(v, Value::Ptr(_)) {
+            return Err(self.fail(
+                pc,
+                st,
+                Rule::PointerLeak {
+                    reg: insn.src,
+                    what: "a partial or misaligned store of a pointer",
+                },
+            ));
+        }
+        for o in lo..lo + size as i64 {
+            let (slot, byte) = State::slot_of(o);
+            let s = &mut st.stack[slot];
+            match s.spill {
+                Some(Value::Ptr(_)) => {
+                    return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
+                }
+                // What is left of a spilled number is plain written bytes.
+                Some(_) => s.spill = None,
+                None => {}
+            }
+            st.stack[slot].init |= 1 << byte;
+        }
+        Ok(())
+    }
+
+    fn alu(&self, pc: usize, st: &mut State, insn: &Insn, is64: bool) -> Result<(), VerifyError> {
+        let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
+        let is_reg = insn.opc & ebpf::BPF_X != 0;
+        let d = insn.dst as usize;
+        match op {
+            ebpf::BPF_END => {
+                let x = self.scalar_operand(pc, st, insn.dst, "a byte swap")?;
+                st.regs[d] = Value::Scalar(transfer::byte_swap(&x, insn.imm, is_reg));
+                return Ok(());
+            }
+            ebpf::BPF_NEG => {
+                let x = self.scalar_operand(pc, st, insn.dst, "a negation")?;
+                st.regs[d] = Value::Scalar(transfer::neg32(&x));
+                return Ok(());
+            }
+            _ => {}
+        }
+        let src = if is_reg {
+            self.read(pc, st, insn.src)?
+        } else if is64 {
+            Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
+        } else {
+            Value::Scalar(Scalar::konst(u64::from(insn.imm as u32)))
+        };
+        if op == ebpf::BPF_MOV {
+            // mov32 reg is refused by the structural pass; mov64 copies pointers too.
+            st.regs[d] = src;
+            return Ok(());
+        }
+        let dst = self.read(pc, st, insn.dst)?;
+        let v = match (dst, src) {
+            (Value::Scalar(a), Value::Scalar(b)) => {
+                Value::Scalar(transfer::alu(op, is64, &a, &b).expect("a binary ALU operation"))
+            }
+            _ => self.pointer_alu(pc, st, insn, op, is64, dst, src)?,
+        };
+        st.regs[d] = v;
+        Ok(())
+    }
+
+    fn scalar_operand(
+        &self,
+        pc: usize,
+        st: &State,
+        r: u8,
+        what: &'static str,
+    ) -> Result<Scalar, VerifyError> {
+        match self.read(pc, st, r)? {
+            Value::Scalar(s) => Ok(s),
+            _ => Err(self.fail(pc, st, Rule::PointerArithmetic { reg: r, what })),
+        }
+    }
+
+    /// Arithmetic with a pointer operand: only `ptr ± bounded scalar` and the difference of
+    /// two pointers into the same region (a plain offset) exist; everything else would turn
+    /// an address into a number.
+    #[allow(clippy::too_many_arguments)]
+    fn pointer_alu(
+        &self,
+        pc: usize,
+        st: &State,
+        insn: &Insn,
+        op: u8,
+        is64: bool,
+        dst: Value,
+        src: Value,
+    ) -> Result<Value, VerifyError> {
+        let reg = if matches!(dst, Value::Ptr(_)) {
+            insn.dst
+        } else {
+            insn.src
+        };
+        let bad = |what| Err(self.fail(pc, st, Rule::PointerArithmetic { reg, what }));
+        if !is64 {
+            return bad("32-bit arithmetic on a pointer");
+        }
+        let offset = |p: Ptr, delta: Scalar, sub: bool| -> Result<Value, VerifyError> {
+            if delta.smin < -MAX_VAR_OFF || delta.smax > MAX_VAR_OFF {
+                return Err(self.fail(
+                    pc,
+                    st,
+                    Rule::UnboundedPointerOffset {
+                        reg,
+                        min: delta.smin,
+                        max: delta.smax,
+                    },
+                ));
+            }
+            let off = if sub {
+                p.off.sub(&delta)
+            } else {
+                p.off.add(&delta)
+            };
+            if off.smin < -MAX_VAR_OFF || off.smax > MAX_VAR_OFF {
+                return Err(self.fail(
+                    pc,
+                    st,
+                    Rule::UnboundedPointerOffset {
+                        reg,
+                        min: off.smin,
+                        max: off.smax,
+                    },
+                ));
+            }
+            if p.region == Region::Stack && off.as_const().is_none() {
+                return Err(self.fail(pc, st, Rule::StackVariableOffset { reg }));
+            }
+            Ok(Value::Ptr(Ptr {
+                region: p.region,
+                off,
+            }))
+        };
+        match (op, dst, src) {
+            (ebpf::BPF_ADD, Value::Ptr(p), Value::Scalar(s))
+            | (ebpf::BPF_ADD, Value::Scalar(s), Value::Ptr(p)) => offset(p, s, false),
+            (ebpf::BPF_SUB, Value::Ptr(p), Value::Scalar(s)) => offset(p, s, true),
+            (ebpf::BPF_SUB, Value::Ptr(a), Value::Ptr(b)) if a.region == b.region => {
+                Ok(Value::Scalar(a.off.sub(&b.off)))
+            }
+            (ebpf::BPF_SUB, Value::Ptr(_), Value::Ptr(_)) => {
+                bad("subtracting pointers into different regions")
+            }
+            (ebpf::BPF_ADD, Value::Ptr(_), Value::Ptr(_)) => bad("adding two pointers"),
+            (ebpf::BPF_SUB, _, _) => bad("subtracting a pointer from a number"),
+            _ => bad("an operation other than adding or subtracting a number"),
+        }
+    }
+
+    fn jump(
+        &self,
+        pc: usize,
+        st: &mut State,
+        insn: &Insn,
+        shape: Shape,
+        next: usize,
+    ) -> Result<Next, VerifyError> {
+        let class = insn.opc & ebpf::BPF_CLS_MASK;
+        let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
+        match op {
+            ebpf::BPF_EXIT => {
+                return match st.regs[0] {
+                    Value::Uninit => Err(self.fail(pc, st, Rule::R0Unset)),
+                    Value::Ptr(_) => Err(self.fail(pc, st, Rule::PointerReturned)),
+                    Value::Scalar(_) => Ok(Next::Exit),
+                };
+            }
+            ebpf::BPF_CALL => {
+                let arity = self
+                    .policy
+                    .helpers
+                    .iter()
+                    .find(|h| h.id as i32 == insn.imm)
+                    .map_or(0, |h| h.arity.min(5));
+                for r in 1..=arity {
+                    if let Value::Ptr(_) = self.read(pc, st, r)? {
+                        return Err(self.fail(
+                            pc,
+                            st,
+                            Rule::PointerLeak {
+                                reg: r,
+                                what: "a pointer passed to a helper",
+                            },
+                        ));
+                    }
+                }
+                st.regs[0] = Value::Scalar(Scalar::UNKNOWN);
+                for r in 1..=5 {
+                    st.regs[r] = Value::Uninit;
+                }
+                return Ok(Next::Go(next));
+            }
+            ebpf::BPF_JA => {
+                return Ok(Next::Go(shape.jump.expect("ja has a target")));
+            }
+            _ => {}
+        }
+        let taken = shape.jump.expect("a conditional jump has a target");
+        let cmp = Cmp::of(op).expect("the structural pass admits only known jumps");
+        let is32 = class == ebpf::BPF_JMP32;
+        let is_reg = insn.opc & ebpf::BPF_X != 0;
+        let a = self.read(pc, st, insn.dst)?;
+        let b = if is_reg {
+            self.read(pc, st, insn.src)?
+        } else if is32 && !cmp.is_signed() {
+            Value::Scalar(Scalar::konst(u64::from(insn.imm as u32)))
+        } else {
+            Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
+        };
+        // Two pointers into the same region compare as their offsets (the bases are equal
+        // and far from wrapping), which reveals no address. Any other pointer comparison
+        // would turn address bits into control flow.
+        let (sa, sb, ptrs) = match (a, b) {
+            (Value::Scalar(x), Value::Scalar(y)) => (x, y, None),
+            (Value::Ptr(p), Value::Ptr(q))
+                if p.region == q.region
+                    && !is32
+                    && matches!(
+                        cmp,
+                        Cmp::Eq | Cmp::Ne | Cmp::Gt | Cmp::Ge | Cmp::Lt | Cmp::Le
+                    ) =>
+            {
+                (p.off, q.off, Some(p.region))
+            }
+            _ => {
+                let reg = if matches!(a, Value::Ptr(_)) {
+                    insn.dst
+                } else {
+                    insn.src
+                };
+                return Err(self.fail(pc, st, Rule::PointerComparison { reg }));
+            }
+        };
+        let assume = |c: Cmp| {
+            if is32 {
+                transfer::assume32(c, &sa, &sb)
+            } else {
+                transfer::assume(c, &sa, &sb)
+            }
+        };
+        let write = |st: &mut State, (x, y): (Scalar, Scalar)| {
+            let wrap = |s: Scalar| match ptrs {
+                Some(region) => Value::Ptr(Ptr { region, off: s }),
+                None => Value::Scalar(s),
+            };
+            st.regs[insn.dst as usize] = wrap(x);
+            if is_reg {
+                st.regs[insn.src as usize] = wrap(y);
+            }
+        };
+        match (assume(cmp), assume(cmp.negate())) {
+            (Some(t), Some(f)) => {
+                let mut ts = Box::new(st.clone());
+                write(&mut ts, t);
+                write(st, f);
+                Ok(Next::Fork {
+                    fall: next,
+                    taken,
+                    taken_state: ts,
+                })
+            }
+            (Some(t), None) => {
+                write(st, t);
+                Ok(Next::Go(taken))
+            }
+            (None, Some(f)) => {
+                write(st, f);
+                Ok(Next::Go(next))
+            }
+            // Both impossible: the state itself is empty (an over-approximation of no run).
+            (None, None) => Ok(Next::Exit),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! What the verifier knows at one instruction on one path: the type and value of each
+//! register and the state of each stack slot, with the order used for pruning.
+
+use std::fmt;
+
+use super::domain::Scalar;
+
+/// Bytes of the guard's stack (rbpf's `STACK_SIZE`, the kernel's `MAX_BPF_STACK`).
+pub const STACK_SIZE: usize = 512;
+const SLOTS: usize = STACK_SIZE / 8;
+
+/// A memory region a pointer may point into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Region {
+    /// The read-only guard context (`r1` at entry).
+    Context,
+    /// The 512-byte stack; offsets are relative to `r10`, so they are negative.
+    Stack,
+    /// The program's read-only data (`.rodata` of the ELF object).
+    Rodata,
+}
+
+impl Region {
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Context => "ctx",
+            Region::Stack => "fp",
+            Region::Rodata => "rodata",
+        }
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Region::Context => "context",
+            Region::Stack => "stack",
+            Region::Rodata => "read-only data",
+        })
+    }
+}
+
+/// A pointer: the region's start plus an offset the verifier tracks as a scalar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ptr {
+    pub region: Region,
+    pub off: Scalar,
+}
+
+/// A register's (or a spilled slot's) contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// Never written on this path: reading it is an error.
+    Uninit,
+    Scalar(Scalar),
+    Ptr(Ptr),
+}
+
+impl Value {
+    /// `self` (of a state already proven safe) admits every concrete value of `cur`.
+    /// An uninitialized register in a safe state was never read after this point, so it
+    /// admits anything.
+    fn admits(&self, cur: &Value) -> bool {
+        match (self, cur) {
+            (Value::Uninit, _) => true,
+            (Value::Scalar(a), Value::Scalar(b)) => a.contains(b),
+            (Value::Ptr(a), Value::Ptr(b)) => a.region == b.region && a.off.contains(&b.off),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Uninit => f.write_str("uninit"),
+            Value::Scalar(s) => write!(f, "{s}"),
+            Value::Ptr(p) => match p.off.as_const() {
+                Some(0) => write!(f, "{}", p.region.name()),
+                Some(c) => write!(f, "{}{:+}", p.region.name(), c as i64),
+                None => write!(
+                    f,
+                    "{}(off={}..={})",
+                    p.region.name(),
+                    p.off.smin,
+                    p.off.smax
+                ),
+            },
+        }
+    }
+}
+
+/// One 8-byte stack slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// A whole register stored by an aligned 8-byte store: reading it back whole gives the
+    /// value back (clang's spills and fills).
+    pub spill: Option<Value>,
+    /// Bit `i`: byte `i` of the slot was written (always all of them with a spill).
+    pub init: u8,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        spill: None,
+        init: 0,
+    };
+
+    fn admits(&self, cur: &Slot) -> bool {
+        // Bytes the safe state may read must be written here too.
+        if self.init & !cur.init != 0 {
+            return false;
+        }
+        match (&self.spill, &cur.spill) {
+            (Some(a), Some(b)) => a.admits(b),
+            (Some(_), None) => false,
+            // A pointer where the safe state had plain bytes could be read as a number.
+            (None, Some(Value::Ptr(_))) => self.init == 0,
+            (None, _) => true,
+        }
+    }
+}
+
+/// Registers and stack on one path at one instruction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    pub regs: [Value; 11],
+    pub stack: [Slot; SLOTS],
+}
+
+impl State {
+    /// At entry: `r1` points to the context, `r10` to the top of the stack, nothing else is
+    /// initialized.
+    pub fn entry() -> State {
+        let mut regs = [Value::Uninit; 11];
+        let zero = Scalar::konst(0);
+        regs[1] = Value::Ptr(Ptr {
+            region: Region::Context,
+            off: zero,
+        });
+        regs[10] = Value::Ptr(Ptr {
+            region: Region::Stack,
+            off: zero,
+        });
+        State {
+            regs,
+            stack: [Slot::EMPTY; SLOTS],
+        }
+    }
+
+    /// `old` (proven safe from this instruction) admits every concrete state of `self`.
+    pub fn within(&self, old: &State) -> bool {
+        self.regs.iter().zip(&old.regs).all(|(c, o)| o.admits(c))
+            && self.stack.iter().zip(&old.stack).all(|(c, o)| o.admits(c))
+    }
+
+    /// The slot index and byte within it of stack offset `off` (`-512..0`).
+    pub fn slot_of(off: i64) -> (usize, usize) {
+        let from_bottom = (off + STACK_SIZE as i64) as usize;
+        (from_bottom / 8, from_bottom % 8)
+    }
+
+    /// The registers and written stack slots, kernel-log style.
+    pub fn describe(&self) -> String {
+        let mut out = Vec::new();
+        for (i, r) in self.regs.iter().enumerate() {
+            if *r != Value::Uninit {
+                out.push(format!("R{i}={r}"));
+            }
+        }
+        for (i, s) in self.stack.iter().enumerate().rev() {
+            let off = i as i64 * 8 - STACK_SIZE as i64;
+            match (s.spill, s.init) {
+                (Some(v), _) => out.push(format!("fp{off}={v}")),
+                (None, 0) => {}
+                (None, m) => out.push(format!("fp{off}=bytes{m:08b}")),
+            }
+        }
+        out.join(" ")
+    }
+}

@@ -1,0 +1,11 @@
+# expect: pointer-unbounded
+# Bounding a copy (r3) says nothing about r2 here: registers are not linked.
+ldxw r2, [r1+72]
+mov r3, r2
+mov r0, 0
+jgt r3, 7, out
+lsh r2, 4
+add r1, r2
+ldxw r0, [r1+96]
+out:
+exit

@@ -19,6 +19,21 @@
 //!   program (the VM is built without one, so no check is skipped).
 //! - Its JIT emits into one 4 KiB page and panics past it: programs whose code could exceed
 //!   it ([`Verified::fits_jit`]) run under the interpreter.
+//! - Its JIT calls helpers with the stack 8 bytes off the C ABI's 16-byte alignment (a
+//!   helper that uses SSE on the stack crashes): programs that call helpers run under the
+//!   interpreter ([`Verified::fits_jit`] is false for them).
+//! - Its interpreter computes jump targets in `i16`: the verifier caps programs at
+//!   [`verifier::RBPF_MAX_INSNS`] whatever the policy says.
+//!
+//! # Read-only data
+//!
+//! A program's `.rodata` lives in a heap block the [`Program`] owns next to its bytecode, at
+//! an address that never changes while the VM exists. Before rbpf sees the program, each
+//! `lddw` with source [`verifier::PSEUDO_RODATA`] is rewritten into a plain `lddw` of that
+//! block's address plus the offset; the verifier has already typed the register as a pointer
+//! into read-only data and proven every load through it in bounds. The interpreter, which
+//! checks every access against the context and its stack, is told the block is readable
+//! (`register_allowed_memory`); the JIT checks nothing and relies on the proof.
 //! - Its JIT page is mapped writable and executable at once, and handed back to the allocator
 //!   with those permissions when the VM is dropped.
 //! - Its interpreter allocates its 512-byte stack on every run, so only the JIT path is free
@@ -29,7 +44,7 @@ use std::{fmt, io};
 use rbpf::EbpfVmRaw;
 use self_cell::self_cell;
 
-use crate::verifier::{self, Policy, Verified, VerifyError};
+use crate::verifier::{self, Policy, Verified, VerifyError, PSEUDO_RODATA};
 
 /// How a program is executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,9 +99,16 @@ pub struct ExecError(pub String);
 
 type RawVm<'a> = EbpfVmRaw<'a>;
 
+/// What the VM borrows: the bytecode as rbpf runs it (read-only data addresses written in)
+/// and the read-only data those addresses point to.
+struct Code {
+    runnable: Box<[u8]>,
+    rodata: Box<[u8]>,
+}
+
 self_cell!(
     struct VmCell {
-        owner: Box<[u8]>,
+        owner: Code,
         #[covariant]
         dependent: RawVm,
     }
@@ -114,6 +136,8 @@ fn policy_free_gate(prog: &[u8]) -> Result<(), io::Error> {
 /// A verified program and the rbpf VM that runs it.
 pub struct Program {
     vm: SendVm,
+    /// The bytecode as verified (pseudo `lddw`s, not addresses).
+    bytecode: Box<[u8]>,
     engine: Engine,
     verified: Verified,
     context_size: usize,
@@ -141,11 +165,24 @@ impl Program {
         helpers: &[Helper],
         engine: Engine,
     ) -> Result<Program, LoadError> {
+        Self::load_with_rodata(bytecode, &[], policy, helpers, engine)
+    }
+
+    /// [`load`](Self::load) for a program with read-only data (`lddw` with source
+    /// [`PSEUDO_RODATA`] points into `rodata`), as [`crate::source::from_elf_with_rodata`]
+    /// produces it.
+    pub fn load_with_rodata(
+        bytecode: &[u8],
+        rodata: &[u8],
+        policy: &Policy,
+        helpers: &[Helper],
+        engine: Engine,
+    ) -> Result<Program, LoadError> {
         let policy = Policy {
             helpers: helpers.iter().map(|h| h.spec).collect(),
             ..policy.clone()
         };
-        let verified = verifier::verify(bytecode, &policy)?;
+        let verified = verifier::verify_with_rodata(bytecode, rodata, &policy)?;
         let engine = if engine == Engine::Jit && JIT_AVAILABLE && verified.fits_jit() {
             Engine::Jit
         } else {
@@ -153,6 +190,7 @@ impl Program {
         };
         Self::build(
             bytecode.into(),
+            rodata.into(),
             verified,
             policy.context_size,
             helpers,
@@ -162,19 +200,28 @@ impl Program {
 
     fn build(
         bytecode: Box<[u8]>,
+        rodata: Box<[u8]>,
         verified: Verified,
         context_size: usize,
         helpers: &[Helper],
         engine: Engine,
     ) -> Result<Program, LoadError> {
-        let cell = VmCell::try_new(bytecode, |prog| -> Result<RawVm<'_>, LoadError> {
+        let code = Code {
+            runnable: resolve_rodata(&bytecode, &rodata),
+            rodata,
+        };
+        let cell = VmCell::try_new(code, |code| -> Result<RawVm<'_>, LoadError> {
             let vm_err = |e: io::Error| LoadError::Vm(e.to_string());
             let mut vm = EbpfVmRaw::new(None).map_err(vm_err)?;
             vm.set_verifier(policy_free_gate).map_err(vm_err)?;
             for h in helpers {
                 vm.register_helper(h.spec.id, h.func).map_err(vm_err)?;
             }
-            vm.set_program(prog).map_err(vm_err)?;
+            if !code.rodata.is_empty() {
+                let start = code.rodata.as_ptr() as u64;
+                vm.register_allowed_memory(start..start + code.rodata.len() as u64);
+            }
+            vm.set_program(&code.runnable).map_err(vm_err)?;
             if engine == Engine::Jit {
                 vm.jit_compile().map_err(vm_err)?;
             }
@@ -182,6 +229,7 @@ impl Program {
         })?;
         Ok(Program {
             vm: SendVm(cell),
+            bytecode,
             engine,
             verified,
             context_size,
@@ -199,9 +247,14 @@ impl Program {
         &self.verified
     }
 
-    /// The bytecode.
+    /// The bytecode, as verified.
     pub fn bytecode(&self) -> &[u8] {
-        self.vm.0.borrow_owner()
+        &self.bytecode
+    }
+
+    /// The read-only data.
+    pub fn rodata(&self) -> &[u8] {
+        &self.vm.0.borrow_owner().rodata
     }
 
     /// Runs on `ctx` (which `r1` points to) with the program's engine.
@@ -224,13 +277,17 @@ impl Program {
         let vm = self.vm.0.borrow_dependent();
         if engine == Engine::Jit && self.engine == Engine::Jit {
             // SAFETY: rbpf's JIT code has no memory checks, so what it may touch is what our
-            // verifier allows, and `load` ran it with this program's policy: the only memory
-            // access is a load at `r1 + c` with `0 <= c` and `c + size <= context_size`, `r1`
-            // is never written, so it is `ctx.as_ptr()` throughout, and
-            // `ctx.len() >= context_size` was checked above. There are no stores, no stack
-            // use, no calls but registered helpers (safe Rust `fn`s), and every jump goes
-            // forward inside the program, so it returns after at most `len` instructions.
-            // The code fits rbpf's JIT page (`Verified::fits_jit`), checked before compiling.
+            // verifier proved, and `load_with_rodata` ran it with this program's policy and
+            // read-only data. On every path every access is inside one of three regions:
+            // loads from the context (`[r1, r1 + context_size)` at entry, and
+            // `ctx.len() >= context_size` was checked above), loads from the read-only data
+            // (the `rodata` block owned by the same cell as the VM, alive and unmoved while
+            // it runs; its address was written into the code by `resolve_rodata`), and loads
+            // and stores in `[r10 - 512, r10)`, the 512 bytes rbpf's prologue reserves below
+            // its frame. No store goes anywhere else, no pointer becomes a value, exploration
+            // proved that every run ends (within `Verified::max_steps` instructions), and a
+            // program that calls a helper never reaches the JIT (`fits_jit`). The code fits
+            // rbpf's JIT page (`fits_jit`), checked before compiling.
             unsafe { vm.execute_program_jit(ctx) }.map_err(|e| ExecError(e.to_string()))
         } else {
             vm.execute_program(ctx)
@@ -243,7 +300,8 @@ impl Clone for Program {
     /// A new VM over a new copy of the bytecode, compiled again: clones share nothing.
     fn clone(&self) -> Self {
         Self::build(
-            self.bytecode().into(),
+            self.bytecode.clone(),
+            self.rodata().into(),
             self.verified,
             self.context_size,
             &self.helpers,
@@ -251,4 +309,28 @@ impl Clone for Program {
         )
         .unwrap_or_else(|e| panic!("rebuilding a program that loaded before failed: {e}"))
     }
+}
+
+/// The bytecode rbpf runs: each `lddw` of read-only data becomes an `lddw` of its absolute
+/// address in `rodata` (which the verifier proved it is within, or one past).
+fn resolve_rodata(bytecode: &[u8], rodata: &[u8]) -> Box<[u8]> {
+    let mut code: Box<[u8]> = bytecode.into();
+    let n = code.len() / 8;
+    let mut i = 0;
+    while i < n {
+        let w = &mut code[i * 8..];
+        if w[0] == rbpf::ebpf::LD_DW_IMM && i + 1 < n {
+            if w[1] >> 4 == PSEUDO_RODATA {
+                let off = u64::from(u32::from_le_bytes(w[12..16].try_into().unwrap()));
+                let addr = rodata.as_ptr() as u64 + off;
+                w[1] &= 0x0f;
+                w[4..8].copy_from_slice(&(addr as u32).to_le_bytes());
+                w[12..16].copy_from_slice(&((addr >> 32) as u32).to_le_bytes());
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    code
 }

@@ -18,6 +18,8 @@
 //! strictly decrease along a run's prune edges, so a run crosses finitely many, and it
 //! executes no more instructions than the exploration processed ([`Verified::max_steps`]).
 
+use std::cell::Cell;
+
 use rbpf::ebpf;
 
 use super::{
@@ -76,6 +78,8 @@ pub(super) struct Explorer<'a> {
     rodata: &'a [u8],
     prune_point: Vec<bool>,
     log: Option<&'a mut VerifierLog>,
+    /// The last link handed out (unique over the whole exploration).
+    next_link: Cell<u32>,
 }
 
 impl<'a> Explorer<'a> {
@@ -99,6 +103,7 @@ impl<'a> Explorer<'a> {
             rodata,
             prune_point,
             log,
+            next_link: Cell::new(0),
         }
     }
 
@@ -252,23 +257,31 @@ impl<'a> Explorer<'a> {
                     let imm = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
                     Value::Scalar(Scalar::konst(imm))
                 };
-                st.regs[insn.dst as usize] = v;
+                st.set(insn.dst, v);
                 Ok(Next::Go(next))
             }
             ebpf::BPF_LDX => {
                 let base = self.read(pc, st, insn.src)?;
-                let v = self.load(pc, st, insn.src, base, &insn)?;
-                st.regs[insn.dst as usize] = v;
+                let (v, link) = self.load(pc, st, insn.src, base, &insn)?;
+                st.set(insn.dst, v);
+                st.links[insn.dst as usize] = link;
                 Ok(Next::Go(next))
             }
             ebpf::BPF_ST | ebpf::BPF_STX => {
                 let base = self.read(pc, st, insn.dst)?;
-                let v = if class == ebpf::BPF_STX {
-                    self.read(pc, st, insn.src)?
+                let (v, link) = if class == ebpf::BPF_STX {
+                    let v = self.read(pc, st, insn.src)?;
+                    // A spilled scalar stays linked to its register, so that a branch on
+                    // the register also bounds what a later fill reads back.
+                    let r = insn.src as usize;
+                    if matches!(v, Value::Scalar(_)) && st.links[r] == 0 {
+                        st.links[r] = self.fresh_link();
+                    }
+                    (v, st.links[r])
                 } else {
-                    Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
+                    (Value::Scalar(Scalar::konst(insn.imm as i64 as u64)), 0)
                 };
-                self.store(pc, st, insn.dst, base, v, &insn)?;
+                self.store(pc, st, insn.dst, base, v, link, &insn)?;
                 Ok(Next::Go(next))
             }
             ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
@@ -332,18 +345,18 @@ impl<'a> Explorer<'a> {
         reg: u8,
         base: Value,
         insn: &Insn,
-    ) -> Result<Value, VerifyError> {
+    ) -> Result<(Value, u32), VerifyError> {
         let size = structure::size_of(insn);
         let (region, lo, hi) = self.check_access(pc, st, reg, base, insn)?;
-        match region {
-            Region::Context => Ok(Value::Scalar(Scalar::unknown_bytes(size))),
+        let v = match region {
+            Region::Context => Value::Scalar(Scalar::unknown_bytes(size)),
             Region::Rodata => {
                 if lo == hi {
                     let mut b = [0u8; 8];
                     b[..size].copy_from_slice(&self.rodata[lo as usize..lo as usize + size]);
-                    Ok(Value::Scalar(Scalar::konst(u64::from_le_bytes(b))))
+                    Value::Scalar(Scalar::konst(u64::from_le_bytes(b)))
                 } else {
-                    Ok(Value::Scalar(Scalar::unknown_bytes(size)))
+                    Value::Scalar(Scalar::unknown_bytes(size))
                 }
             }
             Region::Stack => {
@@ -351,7 +364,7 @@ impl<'a> Explorer<'a> {
                 let s = &st.stack[slot];
                 if size == 8 && byte == 0 {
                     if let Some(v) = s.spill {
-                        return Ok(v);
+                        return Ok((v, s.link));
                     }
                 }
                 for o in lo..lo + size as i64 {
@@ -364,11 +377,13 @@ impl<'a> Explorer<'a> {
                         return Err(self.fail(pc, st, Rule::StackUninitialized { off: lo, size }));
                     }
                 }
-                Ok(Value::Scalar(Scalar::unknown_bytes(size)))
+                Value::Scalar(Scalar::unknown_bytes(size))
             }
-        }
+        };
+        Ok((v, 0))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn store(
         &self,
         pc: usize,
@@ -376,6 +391,7 @@ impl<'a> Explorer<'a> {
         reg: u8,
         base: Value,
         v: Value,
+        link: u32,
         insn: &Insn,
     ) -> Result<(), VerifyError> {
         let size = structure::size_of(insn);
@@ -390,6 +406,7 @@ impl<'a> Explorer<'a> {
             st.stack[slot] = Slot {
                 spill: Some(v),
                 init: 0xff,
+                link,
             };
             return Ok(());
         }
@@ -411,7 +428,10 @@ impl<'a> Explorer<'a> {
                     return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
                 }
                 // What is left of a spilled number is plain written bytes.
-                Some(_) => s.spill = None,
+                Some(_) => {
+                    s.spill = None;
+                    s.link = 0;
+                }
                 None => {}
             }
             st.stack[slot].init |= 1 << byte;
@@ -426,12 +446,32 @@ impl<'a> Explorer<'a> {
         match op {
             ebpf::BPF_END => {
                 let x = self.scalar_operand(pc, st, insn.dst, "a byte swap")?;
-                st.regs[d] = Value::Scalar(transfer::byte_swap(&x, insn.imm, is_reg));
+                st.set(
+                    insn.dst,
+                    Value::Scalar(transfer::byte_swap(&x, insn.imm, is_reg)),
+                );
                 return Ok(());
             }
             ebpf::BPF_NEG => {
                 let x = self.scalar_operand(pc, st, insn.dst, "a negation")?;
-                st.regs[d] = Value::Scalar(transfer::neg32(&x));
+                let v = if is64 {
+                    // rbpf's interpreter negates with `-(x as i64)`, which panics on
+                    // i64::MIN in builds with overflow checks (clang emits neg64 for
+                    // `x & 1 ? c : 0`, on values far from it).
+                    if x.smin == i64::MIN {
+                        return Err(self.fail(
+                            pc,
+                            st,
+                            Rule::RbpfDivergence {
+                                what: "neg64 of a value that may be i64::MIN panics in rbpf's interpreter when built with overflow checks",
+                            },
+                        ));
+                    }
+                    Scalar::konst(0).sub(&x)
+                } else {
+                    transfer::neg32(&x)
+                };
+                st.set(insn.dst, Value::Scalar(v));
                 return Ok(());
             }
             _ => {}
@@ -445,7 +485,14 @@ impl<'a> Explorer<'a> {
         };
         if op == ebpf::BPF_MOV {
             // mov32 reg is refused by the structural pass; mov64 copies pointers too.
-            st.regs[d] = src;
+            st.set(insn.dst, src);
+            if is_reg && matches!(src, Value::Scalar(_)) {
+                let s = insn.src as usize;
+                if st.links[s] == 0 {
+                    st.links[s] = self.fresh_link();
+                }
+                st.links[d] = st.links[s];
+            }
             return Ok(());
         }
         let dst = self.read(pc, st, insn.dst)?;
@@ -455,8 +502,14 @@ impl<'a> Explorer<'a> {
             }
             _ => self.pointer_alu(pc, st, insn, op, is64, dst, src)?,
         };
-        st.regs[d] = v;
+        st.set(insn.dst, v);
         Ok(())
+    }
+
+    fn fresh_link(&self) -> u32 {
+        let l = self.next_link.get() + 1;
+        self.next_link.set(l);
+        l
     }
 
     fn scalar_operand(
@@ -584,9 +637,9 @@ impl<'a> Explorer<'a> {
                         ));
                     }
                 }
-                st.regs[0] = Value::Scalar(Scalar::UNKNOWN);
+                st.set(0, Value::Scalar(Scalar::UNKNOWN));
                 for r in 1..=5 {
-                    st.regs[r] = Value::Uninit;
+                    st.set(r, Value::Uninit);
                 }
                 return Ok(Next::Go(next));
             }
@@ -644,8 +697,10 @@ impl<'a> Explorer<'a> {
                 None => Value::Scalar(s),
             };
             st.regs[insn.dst as usize] = wrap(x);
+            st.propagate(insn.dst);
             if is_reg {
                 st.regs[insn.src as usize] = wrap(y);
+                st.propagate(insn.src);
             }
         };
         match (assume(cmp), assume(cmp.negate())) {

@@ -98,12 +98,15 @@ pub struct Slot {
     pub spill: Option<Value>,
     /// Bit `i`: byte `i` of the slot was written (always all of them with a spill).
     pub init: u8,
+    /// The spilled scalar's link (see [`State::links`]), 0 for none.
+    pub link: u32,
 }
 
 impl Slot {
     const EMPTY: Slot = Slot {
         spill: None,
         init: 0,
+        link: 0,
     };
 
     fn admits(&self, cur: &Slot) -> bool {
@@ -125,6 +128,10 @@ impl Slot {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     pub regs: [Value; 11],
+    /// Registers with the same non-zero link hold the same scalar (a `mov` copied one into
+    /// the other and neither changed since), so a branch that refines one refines all: clang
+    /// often compares a copy and then uses the original.
+    pub links: [u32; 11],
     pub stack: [Slot; SLOTS],
 }
 
@@ -144,14 +151,74 @@ impl State {
         });
         State {
             regs,
+            links: [0; 11],
             stack: [Slot::EMPTY; SLOTS],
         }
     }
 
     /// `old` (proven safe from this instruction) admits every concrete state of `self`.
     pub fn within(&self, old: &State) -> bool {
-        self.regs.iter().zip(&old.regs).all(|(c, o)| o.admits(c))
-            && self.stack.iter().zip(&old.stack).all(|(c, o)| o.admits(c))
+        let values = self.regs.iter().zip(&old.regs).all(|(c, o)| o.admits(c))
+            && self.stack.iter().zip(&old.stack).all(|(c, o)| o.admits(c));
+        values && self.links_within(old)
+    }
+
+    /// Every equality the safe state relied on holds here too: registers (and spills) that
+    /// share a link there share one here.
+    fn links_within(&self, old: &State) -> bool {
+        let mut map: Vec<(u32, u32)> = Vec::new();
+        let mut consistent = |o: u32, c: u32| {
+            if o == 0 {
+                return true;
+            }
+            if c == 0 {
+                return false;
+            }
+            match map.iter().find(|(k, _)| *k == o) {
+                Some(&(_, v)) => v == c,
+                None => {
+                    map.push((o, c));
+                    true
+                }
+            }
+        };
+        for i in 0..11 {
+            if old.regs[i] != Value::Uninit && !consistent(old.links[i], self.links[i]) {
+                return false;
+            }
+        }
+        for (o, c) in old.stack.iter().zip(&self.stack) {
+            if o.spill.is_some() && !consistent(o.link, c.link) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Writes register `r`, which is linked to nothing afterwards.
+    pub fn set(&mut self, r: u8, v: Value) {
+        self.regs[r as usize] = v;
+        self.links[r as usize] = 0;
+    }
+
+    /// After a branch refined register `r`: every register and spill linked to it learns
+    /// the same.
+    pub fn propagate(&mut self, r: u8) {
+        let link = self.links[r as usize];
+        if link == 0 {
+            return;
+        }
+        let v = self.regs[r as usize];
+        for i in 0..11 {
+            if self.links[i] == link {
+                self.regs[i] = v;
+            }
+        }
+        for s in self.stack.iter_mut() {
+            if s.link == link && s.spill.is_some() {
+                s.spill = Some(v);
+            }
+        }
     }
 
     /// The slot index and byte within it of stack offset `off` (`-512..0`).

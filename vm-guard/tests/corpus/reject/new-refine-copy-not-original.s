@@ -1,7 +1,8 @@
 # expect: pointer-unbounded
-# Bounding a copy (r3) says nothing about r2 here: registers are not linked.
+# r3 = r2 >> 1 is no longer r2: bounding r3 <= 7 leaves r2 up to 15 (and here unbounded).
 ldxw r2, [r1+72]
 mov r3, r2
+rsh r3, 1
 mov r0, 0
 jgt r3, 7, out
 lsh r2, 4

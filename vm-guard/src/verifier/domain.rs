@@ -253,9 +253,19 @@ impl Scalar {
     /// A zero-extended value of `bytes` bytes (what a load of that size gives).
     pub fn unknown_bytes(bytes: usize) -> Scalar {
         if bytes >= 8 {
-            Scalar::UNKNOWN
-        } else {
-            Scalar::urange(0, (1u64 << (bytes * 8)) - 1)
+            return Scalar::UNKNOWN;
+        }
+        // Already normalized: the low bytes unknown, the rest zero.
+        let max = (1u64 << (bytes * 8)) - 1;
+        Scalar {
+            t: Tnum {
+                value: 0,
+                mask: max,
+            },
+            umin: 0,
+            umax: max,
+            smin: 0,
+            smax: max as i64,
         }
     }
 
@@ -266,7 +276,8 @@ impl Scalar {
     /// Tightens each fact with the others (tnum → ranges, signed ↔ unsigned, ranges →
     /// tnum), twice so that each deduction sees the others; `None` when no value remains.
     pub fn normalize(mut self) -> Option<Scalar> {
-        for _ in 0..2 {
+        for _ in 0..3 {
+            let before = self;
             // Known bits bound the ranges.
             self.umin = self.umin.max(self.t.value);
             self.umax = self.umax.min(self.t.value | self.t.mask);
@@ -292,6 +303,9 @@ impl Scalar {
                 return None;
             }
             self.t = self.t.intersect(Tnum::range(self.umin, self.umax))?;
+            if self == before {
+                break;
+            }
         }
         Some(self)
     }
@@ -318,6 +332,14 @@ impl Scalar {
         .unwrap_or(Scalar::UNKNOWN)
     }
 
+    /// Known bits only, not yet normalized (the caller adds ranges, then normalizes).
+    fn raw(t: Tnum) -> Scalar {
+        Scalar {
+            t,
+            ..Scalar::UNKNOWN
+        }
+    }
+
     fn with_tnum(t: Tnum) -> Scalar {
         Scalar {
             t,
@@ -334,7 +356,7 @@ impl Scalar {
     }
 
     pub fn add(&self, o: &Scalar) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t + o.t);
+        let mut r = Scalar::raw(self.t + o.t);
         if let (Some(lo), Some(hi)) = (self.umin.checked_add(o.umin), self.umax.checked_add(o.umax))
         {
             r.umin = r.umin.max(lo);
@@ -349,7 +371,7 @@ impl Scalar {
     }
 
     pub fn sub(&self, o: &Scalar) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t - o.t);
+        let mut r = Scalar::raw(self.t - o.t);
         if self.umin >= o.umax {
             r.umin = r.umin.max(self.umin - o.umax);
             r.umax = r.umax.min(self.umax - o.umin);
@@ -363,7 +385,7 @@ impl Scalar {
     }
 
     pub fn mul(&self, o: &Scalar) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t * o.t);
+        let mut r = Scalar::raw(self.t * o.t);
         if let Some(hi) = self.umax.checked_mul(o.umax) {
             r.umin = r.umin.max(self.umin * o.umin);
             r.umax = r.umax.min(hi);
@@ -420,7 +442,7 @@ impl Scalar {
     }
 
     pub fn lsh(&self, k: u32) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t.lshift(k));
+        let mut r = Scalar::raw(self.t.lshift(k));
         if k < 64 && self.umax.leading_zeros() >= k {
             r.umin = r.umin.max(self.umin << k);
             r.umax = r.umax.min(self.umax << k);
@@ -429,14 +451,14 @@ impl Scalar {
     }
 
     pub fn rsh(&self, k: u32) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t.rshift(k));
+        let mut r = Scalar::raw(self.t.rshift(k));
         r.umin = r.umin.max(self.umin >> k);
         r.umax = r.umax.min(self.umax >> k);
         r.with(|_| {})
     }
 
     pub fn arsh(&self, k: u32) -> Scalar {
-        let mut r = Scalar::with_tnum(self.t.arshift(k));
+        let mut r = Scalar::raw(self.t.arshift(k));
         r.smin = r.smin.max(self.smin >> k);
         r.smax = r.smax.min(self.smax >> k);
         r.with(|_| {})

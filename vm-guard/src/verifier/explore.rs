@@ -1,5 +1,8 @@
 //! The path-sensitive pass: abstract interpretation of every path from the entry, one at a
-//! time (depth first), with state pruning and a budget of processed instructions.
+//! time (depth first), with state pruning and a budget of work: instructions processed, plus
+//! states copied (at branches and jump targets) and compared (at jump targets) weighted by
+//! their size ([`State::cost`]), so that the worst case costs a bounded time whatever the
+//! program.
 //!
 //! # Pruning and termination
 //!
@@ -33,7 +36,7 @@ use super::{
 
 /// Most states kept per jump target; past it the verifier explores without storing (slower,
 /// never unsound).
-const MAX_STATES_PER_INSN: usize = 64;
+const MAX_STATES_PER_INSN: usize = 32;
 
 /// The largest variable offset a pointer may carry (the kernel's `BPF_MAX_VAR_OFF` is
 /// 2^29): bounds checks then never overflow.
@@ -77,6 +80,8 @@ pub(super) struct Explorer<'a> {
     policy: &'a Policy,
     rodata: &'a [u8],
     prune_point: Vec<bool>,
+    /// Registers live on entry to each instruction (see [`liveness`]).
+    live: Vec<u16>,
     log: Option<&'a mut VerifierLog>,
     /// The last link handed out (unique over the whole exploration).
     next_link: Cell<u32>,
@@ -101,6 +106,7 @@ impl<'a> Explorer<'a> {
             shapes,
             policy,
             rodata,
+            live: liveness(prog, shapes, policy),
             prune_point,
             log,
             next_link: Cell::new(0),
@@ -136,6 +142,8 @@ impl<'a> Explorer<'a> {
             cp: None,
         }];
         let mut processed = 0usize;
+        // Instructions processed plus states copied and compared: what the budget bounds.
+        let mut work = 0usize;
         let finish = |cps: &mut Vec<Checkpoint>, mut cp: Option<usize>| {
             while let Some(id) = cp {
                 cps[id].branches -= 1;
@@ -150,9 +158,17 @@ impl<'a> Explorer<'a> {
             loop {
                 let pc = path.pc;
                 if self.prune_point[pc] {
+                    // A dead register is never read again before it is written: forget it,
+                    // so that states differing only in dead values prune each other.
+                    for r in 0..10u8 {
+                        if self.live[pc] & (1 << r) == 0 {
+                            path.state.set(r, Value::Uninit);
+                        }
+                    }
                     let mut pruned = false;
                     for &id in &seen[pc] {
                         let cp = &cps[id];
+                        work += cp.state.cost();
                         if cp.complete {
                             if path.state.within(&cp.state) {
                                 pruned = true;
@@ -168,6 +184,7 @@ impl<'a> Explorer<'a> {
                         continue 'paths;
                     }
                     if seen[pc].len() < MAX_STATES_PER_INSN {
+                        work += path.state.cost();
                         cps.push(Checkpoint {
                             state: path.state.clone(),
                             parent: path.cp,
@@ -180,7 +197,8 @@ impl<'a> Explorer<'a> {
                     }
                 }
                 processed += 1;
-                if processed > self.policy.max_processed {
+                work += 1;
+                if work > self.policy.max_processed {
                     return Err(self.fail(
                         pc,
                         &path.state,
@@ -212,6 +230,7 @@ impl<'a> Explorer<'a> {
                         if let Some(id) = path.cp {
                             cps[id].branches += 1;
                         }
+                        work += taken_state.cost();
                         pending.push(Path {
                             pc: taken,
                             state: *taken_state,
@@ -361,7 +380,7 @@ impl<'a> Explorer<'a> {
             }
             Region::Stack => {
                 let (slot, byte) = State::slot_of(lo);
-                let s = &st.stack[slot];
+                let s = st.slot(slot);
                 if size == 8 && byte == 0 {
                     if let Some(v) = s.spill {
                         return Ok((v, s.link));
@@ -369,7 +388,7 @@ impl<'a> Explorer<'a> {
                 }
                 for o in lo..lo + size as i64 {
                     let (slot, byte) = State::slot_of(o);
-                    let s = &st.stack[slot];
+                    let s = st.slot(slot);
                     if matches!(s.spill, Some(Value::Ptr(_))) {
                         return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
                     }
@@ -403,7 +422,7 @@ impl<'a> Explorer<'a> {
         let (_, lo, _) = self.check_access(pc, st, reg, base, insn)?;
         let (slot, byte) = State::slot_of(lo);
         if size == 8 && byte == 0 {
-            st.stack[slot] = Slot {
+            *st.slot_mut(slot) = Slot {
                 spill: Some(v),
                 init: 0xff,
                 link,
@@ -422,7 +441,7 @@ impl<'a> Explorer<'a> {
         }
         for o in lo..lo + size as i64 {
             let (slot, byte) = State::slot_of(o);
-            let s = &mut st.stack[slot];
+            let s = st.slot_mut(slot);
             match s.spill {
                 Some(Value::Ptr(_)) => {
                     return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
@@ -434,7 +453,7 @@ impl<'a> Explorer<'a> {
                 }
                 None => {}
             }
-            st.stack[slot].init |= 1 << byte;
+            st.slot_mut(slot).init |= 1 << byte;
         }
         Ok(())
     }
@@ -726,4 +745,80 @@ impl<'a> Explorer<'a> {
             (None, None) => Ok(Next::Exit),
         }
     }
+}
+
+/// Registers each instruction may read (`uses`) and surely writes (`defs`).
+fn uses_defs(insn: &Insn, policy: &Policy) -> (u16, u16) {
+    let bit = |r: u8| 1u16 << r;
+    let class = insn.opc & ebpf::BPF_CLS_MASK;
+    let is_reg = insn.opc & ebpf::BPF_X != 0;
+    match class {
+        ebpf::BPF_LD => (0, bit(insn.dst)),
+        ebpf::BPF_LDX => (bit(insn.src), bit(insn.dst)),
+        ebpf::BPF_ST => (bit(insn.dst), 0),
+        ebpf::BPF_STX => (bit(insn.dst) | bit(insn.src), 0),
+        ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
+            let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
+            let src = if is_reg && op != ebpf::BPF_END {
+                bit(insn.src)
+            } else {
+                0
+            };
+            let dst = if op == ebpf::BPF_MOV {
+                0
+            } else {
+                bit(insn.dst)
+            };
+            (src | dst, bit(insn.dst))
+        }
+        _ => match insn.opc & ebpf::BPF_ALU_OP_MASK {
+            ebpf::BPF_JA => (0, 0),
+            ebpf::BPF_EXIT => (bit(0), 0),
+            ebpf::BPF_CALL => {
+                let arity = policy
+                    .helpers
+                    .iter()
+                    .find(|h| h.id as i32 == insn.imm)
+                    .map_or(0, |h| h.arity.min(5));
+                let args = (1..=arity).fold(0, |m, r| m | bit(r));
+                (args, 0b11_1111)
+            }
+            _ => (bit(insn.dst) | if is_reg { bit(insn.src) } else { 0 }, 0),
+        },
+    }
+}
+
+/// Registers live on entry to each instruction: read on some path before being written.
+/// The usual backward data flow over the control-flow graph, to a fixed point (loops).
+fn liveness(prog: &[u8], shapes: &[Option<Shape>], policy: &Policy) -> Vec<u16> {
+    let n = shapes.len();
+    let ud: Vec<(u16, u16)> = (0..n)
+        .map(|i| match shapes[i] {
+            Some(_) => uses_defs(&decode(prog, i), policy),
+            None => (0, 0),
+        })
+        .collect();
+    let mut live = vec![0u16; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in (0..n).rev() {
+            let Some(s) = shapes[i] else { continue };
+            let len = if s.is_lddw { 2 } else { 1 };
+            let mut out = 0;
+            if s.falls_through {
+                out |= live[i + len];
+            }
+            if let Some(t) = s.jump {
+                out |= live[t];
+            }
+            let (uses, defs) = ud[i];
+            let inn = uses | (out & !defs);
+            if inn != live[i] {
+                live[i] = inn;
+                changed = true;
+            }
+        }
+    }
+    live
 }

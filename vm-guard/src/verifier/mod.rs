@@ -34,8 +34,10 @@
 //!   into the same region; it is not returned, passed to a helper, or stored except as a
 //!   whole spill.
 //! - **Termination.** Backward jumps are allowed; exploration must finish within
-//!   [`Policy::max_processed`] instructions, and a path that comes back to an unfinished
-//!   state equal to the current one is an infinite loop.
+//!   [`Policy::max_processed`] units of work (instructions processed, states copied and
+//!   compared),
+//!   and a path that comes back to an unfinished state equal to the current one is an
+//!   infinite loop.
 //! - **Calls.** None, except helpers in [`Policy::helpers`], with scalar arguments. A call
 //!   sets `r0` to an unknown scalar and leaves `r1`..`r5` unreadable, as in the kernel. No
 //!   local (bpf-to-bpf) calls, no tail calls.
@@ -73,9 +75,12 @@ pub const DEFAULT_MAX_INSNS: usize = 512;
 /// target as `(pc as i16 + off) as usize`, which wraps (or panics) past `i16::MAX`.
 pub const RBPF_MAX_INSNS: usize = i16::MAX as usize;
 
-/// Instructions the exploration may process by default, over all paths (the kernel allows
-/// one million; guards are small, and this keeps the worst case near a few milliseconds).
-pub const DEFAULT_MAX_PROCESSED: usize = 100_000;
+/// Work the exploration may do by default, over all paths: instructions processed plus
+/// states copied and compared, weighted by their size. The kernel allows one million instructions for
+/// programs of up to a million; guards are at most a few hundred instructions and loop over
+/// at most eight objects (the loop over them costs about 350), and this bound keeps the
+/// worst case, a program built to exhaust it, within a few milliseconds.
+pub const DEFAULT_MAX_PROCESSED: usize = 50_000;
 
 /// Bytes of x86-64 code rbpf 0.4.1's JIT has room for: one 4 KiB page, allocated once per
 /// program; emitting past it panics inside rbpf, so we never ask it to.
@@ -102,7 +107,8 @@ pub struct Policy {
     pub context_size: usize,
     /// Helpers a program may call.
     pub helpers: Vec<HelperSpec>,
-    /// Most instructions the exploration may process over all paths.
+    /// Most work the exploration may do over all paths: instructions processed plus states
+    /// copied and compared, weighted by their size.
     pub max_processed: usize,
 }
 
@@ -251,7 +257,8 @@ pub enum Rule {
         /// How.
         what: &'static str,
     },
-    /// The exploration processed more instructions than the budget allows.
+    /// The exploration did more work (instructions processed, states copied and compared)
+    /// than the budget allows.
     Budget {
         /// The budget.
         max: usize,
@@ -414,7 +421,7 @@ impl fmt::Display for Rule {
             Rule::PointerLeak { reg, what } => write!(f, "r{reg} would leak a pointer: {what}"),
             Rule::Budget { max } => write!(
                 f,
-                "more than {max} instructions processed: a loop is not proven to end within the budget"
+                "exploration exceeded its budget of {max} (instructions processed, states copied and compared): a loop is not proven to end, or there are too many distinct paths"
             ),
             Rule::InfiniteLoop => write!(
                 f,

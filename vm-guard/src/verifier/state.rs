@@ -7,7 +7,6 @@ use super::domain::Scalar;
 
 /// Bytes of the guard's stack (rbpf's `STACK_SIZE`, the kernel's `MAX_BPF_STACK`).
 pub const STACK_SIZE: usize = 512;
-const SLOTS: usize = STACK_SIZE / 8;
 
 /// A memory region a pointer may point into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,7 +131,10 @@ pub struct State {
     /// the other and neither changed since), so a branch that refines one refines all: clang
     /// often compares a copy and then uses the original.
     pub links: [u32; 11],
-    pub stack: [Slot; SLOTS],
+    /// Slots from the top of the stack (`[0]` is `r10-8 .. r10`) down to the deepest one
+    /// written on this path; deeper ones are empty. Most guards touch a few slots, and
+    /// states are copied at every branch and compared at every jump target.
+    pub stack: Vec<Slot>,
 }
 
 impl State {
@@ -152,14 +154,15 @@ impl State {
         State {
             regs,
             links: [0; 11],
-            stack: [Slot::EMPTY; SLOTS],
+            stack: Vec::new(),
         }
     }
 
     /// `old` (proven safe from this instruction) admits every concrete state of `self`.
     pub fn within(&self, old: &State) -> bool {
         let values = self.regs.iter().zip(&old.regs).all(|(c, o)| o.admits(c))
-            && self.stack.iter().zip(&old.stack).all(|(c, o)| o.admits(c));
+            && (0..self.stack.len().max(old.stack.len()))
+                .all(|i| old.slot(i).admits(&self.slot(i)));
         values && self.links_within(old)
     }
 
@@ -187,8 +190,8 @@ impl State {
                 return false;
             }
         }
-        for (o, c) in old.stack.iter().zip(&self.stack) {
-            if o.spill.is_some() && !consistent(o.link, c.link) {
+        for (i, o) in old.stack.iter().enumerate() {
+            if o.spill.is_some() && !consistent(o.link, self.slot(i).link) {
                 return false;
             }
         }
@@ -221,10 +224,31 @@ impl State {
         }
     }
 
-    /// The slot index and byte within it of stack offset `off` (`-512..0`).
+    /// What copying or comparing this state counts against the exploration's budget: one
+    /// unit, plus one per 32 bytes of stack in use (a whole stack costs as much as 17
+    /// instructions: about what copying or comparing it takes next to interpreting one).
+    pub fn cost(&self) -> usize {
+        1 + self.stack.len() / 4
+    }
+
+    /// The slot index (from the top) and byte within it of stack offset `off` (`-512..0`).
     pub fn slot_of(off: i64) -> (usize, usize) {
-        let from_bottom = (off + STACK_SIZE as i64) as usize;
-        (from_bottom / 8, from_bottom % 8)
+        debug_assert!((-(STACK_SIZE as i64)..0).contains(&off));
+        let slot = ((-off - 1) / 8) as usize;
+        (slot, (off + 8 * (slot as i64 + 1)) as usize)
+    }
+
+    /// Slot `i` from the top.
+    pub fn slot(&self, i: usize) -> Slot {
+        self.stack.get(i).copied().unwrap_or(Slot::EMPTY)
+    }
+
+    /// Slot `i` from the top, for writing.
+    pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
+        if self.stack.len() <= i {
+            self.stack.resize(i + 1, Slot::EMPTY);
+        }
+        &mut self.stack[i]
     }
 
     /// The registers and written stack slots, kernel-log style.
@@ -235,8 +259,8 @@ impl State {
                 out.push(format!("R{i}={r}"));
             }
         }
-        for (i, s) in self.stack.iter().enumerate().rev() {
-            let off = i as i64 * 8 - STACK_SIZE as i64;
+        for (i, s) in self.stack.iter().enumerate() {
+            let off = -8 * (i as i64 + 1);
             match (s.spill, s.init) {
                 (Some(v), _) => out.push(format!("fp{off}={v}")),
                 (None, 0) => {}

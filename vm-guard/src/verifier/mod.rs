@@ -7,14 +7,14 @@
 //! state (a spilled register, written bytes, or nothing). Branches refine ranges
 //! ([`transfer`]); paths are explored one by one with pruning against states already proven
 //! safe, and loops are allowed when exploration ends within a budget of processed
-//! instructions ([`explore`]). Rejections name the instruction, its disassembly, the rule
+//! instructions (`explore.rs`). Rejections name the instruction, its disassembly, the rule
 //! and the register state that failed.
 //!
 //! # The rules
 //!
 //! Each has a [`Rule`] that names it in the error and in the log.
 //!
-//! - **Shape** (checked first, per instruction: [`structure`]). Non-empty, a whole number of
+//! - **Shape** (checked first, per instruction: `structure.rs`). Non-empty, a whole number of
 //!   8-byte instructions, at most [`Policy::max_insns`] of them and never more than
 //!   [`RBPF_MAX_INSNS`] (rbpf's interpreter computes jump targets in `i16`). Every opcode
 //!   is one rbpf 0.4.1 runs as the instruction set defines it; unused fields are zero;

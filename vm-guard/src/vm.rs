@@ -27,8 +27,10 @@
 //!
 //! # Read-only data
 //!
-//! A program's `.rodata` lives in a heap block the [`Program`] owns next to its bytecode, at
-//! an address that never changes while the VM exists. Before rbpf sees the program, each
+//! A program's `.rodata` lives in a mapping the [`Program`] owns next to its bytecode, at an
+//! address that never changes while the VM exists: at the very end of pages made read-only,
+//! followed by an inaccessible page, so a stray read past it or any write faults instead of
+//! going unnoticed ([`ReadOnlyData`]). Before rbpf sees the program, each
 //! `lddw` with source [`verifier::PSEUDO_RODATA`] is rewritten into a plain `lddw` of that
 //! block's address plus the offset; the verifier has already typed the register as a pointer
 //! into read-only data and proven every load through it in bounds. The interpreter, which
@@ -103,7 +105,7 @@ type RawVm<'a> = EbpfVmRaw<'a>;
 /// and the read-only data those addresses point to.
 struct Code {
     runnable: Box<[u8]>,
-    rodata: Box<[u8]>,
+    rodata: ReadOnlyData,
 }
 
 self_cell!(
@@ -121,8 +123,10 @@ struct SendVm(VmCell);
 // `Box<dyn Any>` for a stack-usage calculator; we never install one, so that field is `None`.
 // Everything else it holds is plain data, `fn` pointers, `HashMap`s of those, the bytecode
 // borrow (into the `Box` owned by the same cell) and the JIT page, which it owns exclusively
-// through a `&mut [u8]`. Nothing is shared with another value, so moving the whole cell to
-// another thread is sound. (It is not `Sync`, and we do not claim it is.)
+// through a `&mut [u8]`. The cell's owner adds the read-only data mapping, owned exclusively
+// through a raw pointer and never written after it is made. Nothing is shared with another
+// value, so moving the whole cell to another thread is sound. (It is not `Sync`, and we do
+// not claim it is.)
 unsafe impl Send for SendVm {}
 
 /// rbpf's verifier hook: the rules of ours that do not depend on the policy, as a second gate
@@ -206,8 +210,10 @@ impl Program {
         helpers: &[Helper],
         engine: Engine,
     ) -> Result<Program, LoadError> {
+        let rodata = ReadOnlyData::new(&rodata)
+            .map_err(|e| LoadError::Vm(format!("mapping the read-only data: {e}")))?;
         let code = Code {
-            runnable: resolve_rodata(&bytecode, &rodata),
+            runnable: resolve_rodata(&bytecode, rodata.as_slice()),
             rodata,
         };
         let cell = VmCell::try_new(code, |code| -> Result<RawVm<'_>, LoadError> {
@@ -217,9 +223,10 @@ impl Program {
             for h in helpers {
                 vm.register_helper(h.spec.id, h.func).map_err(vm_err)?;
             }
-            if !code.rodata.is_empty() {
-                let start = code.rodata.as_ptr() as u64;
-                vm.register_allowed_memory(start..start + code.rodata.len() as u64);
+            let data = code.rodata.as_slice();
+            if !data.is_empty() {
+                let start = data.as_ptr() as u64;
+                vm.register_allowed_memory(start..start + data.len() as u64);
             }
             vm.set_program(&code.runnable).map_err(vm_err)?;
             if engine == Engine::Jit {
@@ -254,7 +261,7 @@ impl Program {
 
     /// The read-only data.
     pub fn rodata(&self) -> &[u8] {
-        &self.vm.0.borrow_owner().rodata
+        self.vm.0.borrow_owner().rodata.as_slice()
     }
 
     /// Runs on `ctx` (which `r1` points to) with the program's engine.
@@ -281,8 +288,8 @@ impl Program {
             // read-only data. On every path every access is inside one of three regions:
             // loads from the context (`[r1, r1 + context_size)` at entry, and
             // `ctx.len() >= context_size` was checked above), loads from the read-only data
-            // (the `rodata` block owned by the same cell as the VM, alive and unmoved while
-            // it runs; its address was written into the code by `resolve_rodata`), and loads
+            // (the `ReadOnlyData` mapping owned by the same cell as the VM, alive and unmoved
+            // while it runs; its address was written into the code by `resolve_rodata`), and loads
             // and stores in `[r10 - 512, r10)`, the 512 bytes rbpf's prologue reserves below
             // its frame. No store goes anywhere else, no pointer becomes a value, exploration
             // proved that every run ends (within `Verified::max_steps` instructions), and a
@@ -333,4 +340,88 @@ fn resolve_rodata(bytecode: &[u8], rodata: &[u8]) -> Box<[u8]> {
         }
     }
     code
+}
+
+/// A program's read-only data in a mapping of its own: the bytes end exactly where an
+/// inaccessible page begins, and their pages are read-only, so that a JIT access the verifier
+/// should have refused faults rather than reading a neighbour's memory or writing anything.
+struct ReadOnlyData {
+    /// The mapping (null when there is no data).
+    map: *mut u8,
+    map_len: usize,
+    /// Where the data starts in the mapping, and its length.
+    start: usize,
+    len: usize,
+}
+
+impl ReadOnlyData {
+    fn new(data: &[u8]) -> io::Result<ReadOnlyData> {
+        if data.is_empty() {
+            return Ok(ReadOnlyData {
+                map: std::ptr::null_mut(),
+                map_len: 0,
+                start: 0,
+                len: 0,
+            });
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .map_err(|_| io::Error::other("no page size"))?;
+        let readable = data.len().div_ceil(page) * page;
+        let map_len = readable + page;
+        // SAFETY: a fresh anonymous private mapping; no existing memory is affected, and the
+        // result is checked before use.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let block = ReadOnlyData {
+            map: map.cast(),
+            map_len,
+            start: readable - data.len(),
+            len: data.len(),
+        };
+        // SAFETY: `[start, start + len)` lies inside the readable part of the new mapping,
+        // which nothing else references yet; then both protections apply to pages of that
+        // mapping (from its start, and the last page).
+        let ok = unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), block.map.add(block.start), block.len);
+            libc::mprotect(map, readable, libc::PROT_READ) == 0
+                && libc::mprotect(block.map.add(readable).cast(), page, libc::PROT_NONE) == 0
+        };
+        if ok {
+            Ok(block)
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `[start, start + len)` of the mapping holds the data, readable for as long
+        // as `self` lives (it is unmapped only in `drop`) and never written after `new`.
+        unsafe { std::slice::from_raw_parts(self.map.add(self.start), self.len) }
+    }
+}
+
+impl Drop for ReadOnlyData {
+    fn drop(&mut self) {
+        if !self.map.is_null() {
+            // SAFETY: unmaps exactly the mapping made in `new`; the only references into it
+            // borrow `self` (`as_slice`) or are the addresses written into the code of the VM
+            // that owns `self` and is dropped with it.
+            unsafe { libc::munmap(self.map.cast(), self.map_len) };
+        }
+    }
 }

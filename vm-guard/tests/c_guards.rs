@@ -10,6 +10,7 @@ mod common;
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use common::{manifest_dir, GuardedContext, Rng};
@@ -37,7 +38,10 @@ fn clang() -> &'static str {
 }
 
 fn out_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sbpf-guard-{tag}-{}", std::process::id()));
+    // Tests run in parallel and some build the same guards: one directory per call.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sbpf-guard-{tag}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

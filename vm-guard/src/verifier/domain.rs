@@ -276,6 +276,15 @@ impl Scalar {
     /// Tightens each fact with the others (tnum → ranges, signed ↔ unsigned, ranges →
     /// tnum), twice so that each deduction sees the others; `None` when no value remains.
     pub fn normalize(mut self) -> Option<Scalar> {
+        if self.t.is_const() {
+            // Constants are most values; their ranges follow from the one value.
+            let v = self.t.value;
+            let fits = self.umin <= v
+                && v <= self.umax
+                && self.smin <= v as i64
+                && v as i64 <= self.smax;
+            return fits.then(|| Scalar::konst(v));
+        }
         for _ in 0..3 {
             let before = self;
             // Known bits bound the ranges.

@@ -279,10 +279,8 @@ impl Scalar {
         if self.t.is_const() {
             // Constants are most values; their ranges follow from the one value.
             let v = self.t.value;
-            let fits = self.umin <= v
-                && v <= self.umax
-                && self.smin <= v as i64
-                && v as i64 <= self.smax;
+            let fits =
+                self.umin <= v && v <= self.umax && self.smin <= v as i64 && v as i64 <= self.smax;
             return fits.then(|| Scalar::konst(v));
         }
         for _ in 0..3 {

@@ -311,6 +311,16 @@ impl<'a> Explorer<'a> {
         }
     }
 
+    /// Every offset of `p` is inside its region or one past its end.
+    fn in_region(&self, p: &Ptr) -> bool {
+        let (lo, hi) = match p.region {
+            Region::Context => (0, self.policy.context_size as i64),
+            Region::Rodata => (0, self.rodata.len() as i64),
+            Region::Stack => (-(STACK_SIZE as i64), 0),
+        };
+        p.off.smin >= lo && p.off.smax <= hi
+    }
+
     /// Where an access of `size` bytes at `base + insn.off` lands, checked against its
     /// region; returns the region and the smallest and largest offsets.
     fn check_access(
@@ -679,20 +689,31 @@ impl<'a> Explorer<'a> {
         } else {
             Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
         };
-        // Two pointers into the same region compare as their offsets (the bases are equal
-        // and far from wrapping), which reveals no address. Any other pointer comparison
-        // would turn address bits into control flow.
-        let (sa, sb, ptrs) = match (a, b) {
-            (Value::Scalar(x), Value::Scalar(y)) => (x, y, None),
+        // Two pointers into the same region, both within it (or one past its end), are two
+        // addresses inside one real allocation: their unsigned order is the signed order of
+        // their offsets, which reveals no address. Outside the region an address may wrap
+        // around zero (a base below the offset), so the order of offsets would say nothing.
+        // Any other pointer comparison would turn address bits into control flow.
+        let (sa, sb, ptrs, cmp) = match (a, b) {
+            (Value::Scalar(x), Value::Scalar(y)) => (x, y, None, cmp),
             (Value::Ptr(p), Value::Ptr(q))
                 if p.region == q.region
                     && !is32
+                    && self.in_region(&p)
+                    && self.in_region(&q)
                     && matches!(
                         cmp,
                         Cmp::Eq | Cmp::Ne | Cmp::Gt | Cmp::Ge | Cmp::Lt | Cmp::Le
                     ) =>
             {
-                (p.off, q.off, Some(p.region))
+                let signed = match cmp {
+                    Cmp::Gt => Cmp::Sgt,
+                    Cmp::Ge => Cmp::Sge,
+                    Cmp::Lt => Cmp::Slt,
+                    Cmp::Le => Cmp::Sle,
+                    c => c,
+                };
+                (p.off, q.off, Some(p.region), signed)
             }
             _ => {
                 let reg = if matches!(a, Value::Ptr(_)) {

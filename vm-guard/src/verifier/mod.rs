@@ -31,8 +31,8 @@
 //! - **Pointers never leak.** A pointer never becomes a number the guard can see: only
 //!   `ptr ± scalar` (the scalar bounded, the stack's offset constant) and the difference of
 //!   two pointers into one region are allowed; a pointer is compared only with a pointer
-//!   into the same region; it is not returned, passed to a helper, or stored except as a
-//!   whole spill.
+//!   into the same region, both inside it; it is not returned, passed to a helper, or stored
+//!   except as a whole spill.
 //! - **Termination.** Backward jumps are allowed; exploration must finish within
 //!   [`Policy::max_processed`] units of work (instructions processed, states copied and
 //!   compared),

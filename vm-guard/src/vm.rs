@@ -30,7 +30,7 @@
 //! A program's `.rodata` lives in a mapping the [`Program`] owns next to its bytecode, at an
 //! address that never changes while the VM exists: at the very end of pages made read-only,
 //! followed by an inaccessible page, so a stray read past it or any write faults instead of
-//! going unnoticed ([`ReadOnlyData`]). Before rbpf sees the program, each
+//! going unnoticed. Before rbpf sees the program, each
 //! `lddw` with source [`verifier::PSEUDO_RODATA`] is rewritten into a plain `lddw` of that
 //! block's address plus the offset; the verifier has already typed the register as a pointer
 //! into read-only data and proven every load through it in bounds. The interpreter, which

@@ -274,7 +274,8 @@ impl Scalar {
     }
 
     /// Tightens each fact with the others (tnum → ranges, signed ↔ unsigned, ranges →
-    /// tnum), twice so that each deduction sees the others; `None` when no value remains.
+    /// tnum), repeating while that changes something (at most three passes: each pass only
+    /// narrows, and more would still be sound); `None` when no value remains.
     pub fn normalize(mut self) -> Option<Scalar> {
         if self.t.is_const() {
             // Constants are most values; their ranges follow from the one value.
@@ -480,12 +481,6 @@ impl Scalar {
             return Scalar::urange(self.smin as u64, self.smax as u64);
         }
         Scalar::with_tnum(self.t.low32())
-    }
-
-    /// The value the low 32 bits have as an `i32`, sign-extended to 64 bits, when that is
-    /// known to be the value itself (the low 32 bits are below 2^31), else `None`.
-    pub fn fits_i32_nonneg(&self) -> bool {
-        self.umax <= i32::MAX as u64
     }
 }
 

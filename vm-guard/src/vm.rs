@@ -1,7 +1,7 @@
 //! Running verified programs on rbpf: the x86-64 JIT or the interpreter.
 //!
-//! This module owns the crate's only `unsafe` code: the call into JIT-compiled code, and the
-//! `Send` promise for rbpf's VM.
+//! This module owns the crate's only `unsafe` code: the call into JIT-compiled code, the
+//! `Send` promise for rbpf's VM, and the read-only data mapping.
 //!
 //! # Ownership
 //!
@@ -24,22 +24,22 @@
 //!   interpreter ([`Verified::fits_jit`] is false for them).
 //! - Its interpreter computes jump targets in `i16`: the verifier caps programs at
 //!   [`verifier::RBPF_MAX_INSNS`] whatever the policy says.
+//! - Its JIT page is mapped writable and executable at once, and handed back to the allocator
+//!   with those permissions when the VM is dropped.
+//! - Its interpreter allocates its 512-byte stack on every run, so only the JIT path is free
+//!   of allocation.
 //!
 //! # Read-only data
 //!
 //! A program's `.rodata` lives in a mapping the [`Program`] owns next to its bytecode, at an
 //! address that never changes while the VM exists: at the very end of pages made read-only,
 //! followed by an inaccessible page, so a stray read past it or any write faults instead of
-//! going unnoticed. Before rbpf sees the program, each
-//! `lddw` with source [`verifier::PSEUDO_RODATA`] is rewritten into a plain `lddw` of that
-//! block's address plus the offset; the verifier has already typed the register as a pointer
-//! into read-only data and proven every load through it in bounds. The interpreter, which
-//! checks every access against the context and its stack, is told the block is readable
+//! going unnoticed. Before rbpf sees the program, each `lddw` with source
+//! [`verifier::PSEUDO_RODATA`] is rewritten into a plain `lddw` of that block's address plus
+//! the offset; the verifier has already typed the register as a pointer into read-only data
+//! and proven every load through it in bounds. The interpreter, which checks every access
+//! against the context and its stack, is told the block is readable
 //! (`register_allowed_memory`); the JIT checks nothing and relies on the proof.
-//! - Its JIT page is mapped writable and executable at once, and handed back to the allocator
-//!   with those permissions when the VM is dropped.
-//! - Its interpreter allocates its 512-byte stack on every run, so only the JIT path is free
-//!   of allocation.
 
 use std::{fmt, io};
 

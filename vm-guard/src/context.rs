@@ -29,7 +29,8 @@
 //! | 224 | 16 | `object` | (version 2) the entry's own object as the producer resolved it, `{ id, rights, size }`; all zero (size 0) when the entry names no attached object |
 //!
 //! The same layout is `struct sbpf_guard_ctx` in `vm-guard/include/sbpf_guard.h`; the
-//! `tests/header.rs` test compiles the header and compares every offset.
+//! `c_header_layout_matches_rust` test (`tests/c_guards.rs`) compiles the header and
+//! compares every offset.
 //!
 //! Compatibility: fields are only ever appended, `size` grows with them and `version` is
 //! bumped; existing offsets never move. A ring has up to

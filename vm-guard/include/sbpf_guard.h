@@ -34,6 +34,7 @@ typedef __UINT64_TYPE__ sbpf_u64;
 /* Bits of struct sbpf_guard_object.rights. */
 #define SBPF_RIGHT_READ (1u << 0)
 #define SBPF_RIGHT_WRITE (1u << 1)
+#define SBPF_RIGHT_MAP (1u << 2)
 
 /* Opcodes of a submission entry (docs/ABI.md). */
 #define SBPF_OP_NOP 0
@@ -43,6 +44,9 @@ typedef __UINT64_TYPE__ sbpf_u64;
 #define SBPF_OP_STORE64 4
 #define SBPF_OP_FETCH_ADD64 5
 #define SBPF_OP_CAS64 6
+#define SBPF_OP_MAP_UPDATE 7
+#define SBPF_OP_MAP_LOOKUP 8
+#define SBPF_OP_MAP_DELETE 9
 
 /* The submission entry: the bytes of `struct sbpf_sqe` in kmod/include/uapi/sbpf_ring.h. */
 struct sbpf_guard_sqe {

@@ -21,7 +21,7 @@
 //! | 60 | 4 | `sqe.seq` | |
 //! | 64 | 4 | `version` | [`CONTEXT_VERSION`]; a guard may refuse a layout it does not know |
 //! | 68 | 4 | `size` | [`CONTEXT_SIZE`]: bytes a guard may load from |
-//! | 72 | 4 | `nobjects` | how many of `objects` are meaningful (at most [`MAX_LIMIT_OBJECTS`]) |
+//! | 72 | 4 | `nobjects` | how many of `objects` are meaningful (at most [`MAX_LIMIT_OBJECTS`](sbpf_ring::validate::MAX_LIMIT_OBJECTS)) |
 //! | 76 | 4 | `resv` | zero |
 //! | 80 | 8 | `arena_size` | the data arena, bytes |
 //! | 88 | 8 | `allowed_opcodes` | bit `n` set: opcode `n` allowed by this guard stage's configuration |

@@ -342,6 +342,9 @@ static void full_cq_woken(enum wait_kind kind)
 	}
 	for (i = 0; i < 1000 && ring_cq_ready(&r) < 8; i++)
 		usleep(10000);
+	/* it has seen an entry against the full CQ (not merely been kicked), then sleeps */
+	for (i = 0; i < 1000 && ring_stats(&r).cq_full < 1; i++)
+		usleep(10000);
 	for (i = 0; i < 1000 && !(__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) &
 				 SBPF_SQ_NEED_WAKEUP); i++)
 		usleep(10000);

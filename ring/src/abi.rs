@@ -214,7 +214,8 @@ pub struct Params {
     /// In: [`SETUP_SQPOLL`], [`SETUP_CQSIZE`].
     pub flags: u32,
     /// In: with [`SETUP_SQPOLL`], how long the poller spins without work before it sleeps
-    /// (0 picks the default).
+    /// (0 picks the default). Out: the spin in force (the module clamps it to its
+    /// `sqpoll_max_idle_ms`), 0 without [`SETUP_SQPOLL`].
     pub sq_idle_ms: u32,
     /// In: data arena size in bytes, a multiple of 4096, at most [`MAX_ARENA_SIZE`].
     pub arena_size: u64,

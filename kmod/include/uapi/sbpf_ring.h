@@ -133,7 +133,7 @@ struct sbpf_params {
 	__u32	sq_entries;	/* in/out */
 	__u32	cq_entries;	/* in with SBPF_SETUP_CQSIZE; out */
 	__u32	flags;		/* in */
-	__u32	sq_idle_ms;	/* in */
+	__u32	sq_idle_ms;	/* in; out: the spin in force (SQPOLL), else 0 */
 	__u64	arena_size;	/* in */
 	__u64	ring_size;	/* out */
 	__u32	features;	/* out */
@@ -150,6 +150,15 @@ struct sbpf_enter {
 	__u32	resv;
 	__u64	timeout_ns;
 };
+
+/*
+ * An object id is (generation << SBPF_OBJ_INDEX_BITS) | index, never 0. Indices are
+ * allocated cyclically and reused once their object is gone; the generation (the upper
+ * 12 bits) counts the laps of the index space, so an id held after its object is gone
+ * answers ENOENT instead of reaching a new object at the same index until 2^12 laps
+ * (about 2^32 creations) later.
+ */
+#define SBPF_OBJ_INDEX_BITS	20
 
 struct sbpf_object {
 	__u32	id;

@@ -106,22 +106,17 @@ pub fn pairs() -> Vec<(String, String, Option<f64>)> {
         "bpf/array/mmap_store".into(),
         None,
     ));
-    for (case, base) in [
-        (
-            "kmod/ring/bpf-array/update/b32",
-            "kmod/bpf/array/update_elem",
-        ),
-        (
-            "kmod/ring/bpf-array/update/b32",
-            "kmod/bpf/array/update_batch/b32",
-        ),
-        ("kmod/ring/bpf-hash/update/b32", "kmod/bpf/hash/update_elem"),
-        (
-            "kmod/ring/bpf-hash/update/b32",
-            "kmod/bpf/hash/update_batch/b32",
-        ),
-    ] {
-        p.push((case.into(), base.into(), None));
+    // The QEMU harness's rows (kmod/tests/bpfmap.c), emulated: ratios only.
+    for k in ["array", "hash"] {
+        for ring in ["ring", "ring-sqpoll"] {
+            for base in ["update_elem", "update_batch/b32"] {
+                p.push((
+                    format!("kmod/{ring}/bpf-{k}/update/b32"),
+                    format!("kmod/bpf/{k}/{base}"),
+                    None,
+                ));
+            }
+        }
     }
     p
 }

@@ -192,6 +192,7 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		struct sbpf_object obj;
 		struct sbpf_sync_op op;
 		struct sbpf_stats stats;
+		struct sbpf_map_attach map;
 	} u;
 	long ret;
 
@@ -220,6 +221,10 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (cmd == SBPF_IOC_OBJ_CREATE)
 			return sbpf_obj_create(sf, &u.obj, uarg);
 		return sbpf_obj_attach(sf, &u.obj, uarg);
+	case SBPF_IOC_MAP_ATTACH:	/* bpfmap.c */
+		if (copy_from_user(&u.map, uarg, sizeof(u.map)))
+			return -EFAULT;
+		return sbpf_map_attach(sf, &u.map, uarg);
 	case SBPF_IOC_OBJ_DETACH:
 	case SBPF_IOC_OBJ_SELECT:
 		if (copy_from_user(&u.obj, uarg, sizeof(u.obj)))

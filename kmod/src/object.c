@@ -214,10 +214,15 @@ static u64 sbpf_obj_cost(u64 size)
 static void sbpf_obj_free_work(struct work_struct *work)
 {
 	struct sbpf_kobj *obj = container_of(to_rcu_work(work), struct sbpf_kobj, free_work);
-	struct sbpf_charge c = { .bytes = sbpf_obj_cost(obj->size), .objects = 1 };
+	struct sbpf_charge c = { .objects = 1 };
 	kuid_t owner = obj->owner;
 
-	kvfree(obj->mem);
+	if (obj->bpf) {
+		c.bytes = sbpf_map_release(obj);	/* mem is the map's: drops our reference */
+	} else {
+		c.bytes = sbpf_obj_cost(obj->size);
+		kvfree(obj->mem);
+	}
 	kfree(obj);
 	sbpf_uncharge(owner, &c);
 }
@@ -378,6 +383,11 @@ int sbpf_obj_attach(struct sbpf_file *sf, struct sbpf_object *arg,
 		ret = -ENOENT;
 		goto unlock;
 	}
+	/* A BPF map's object is its file's: the map fd was the permission (bpfmap.c). */
+	if (obj->bpf) {
+		ret = -EPERM;
+		goto put;
+	}
 	/* Ids are easy to guess: only the creator's uid (or an admin) may attach. */
 	if (!uid_eq(obj->owner, current_uid()) && !capable(CAP_SYS_ADMIN)) {
 		ret = -EPERM;
@@ -456,6 +466,11 @@ int sbpf_obj_select(struct sbpf_file *sf, u32 id)
 			return slot;
 		}
 		obj = rcu_dereference_protected(sf->attached[slot], lockdep_is_held(&sf->lock));
+		/* pread/pwrite would bypass a map's rights and freezing (bpfmap.c). */
+		if (obj->bpf) {
+			mutex_unlock(&sf->lock);
+			return -EOPNOTSUPP;
+		}
 		refcount_inc(&obj->ref);
 	}
 	old = sf->selected;
@@ -490,6 +505,54 @@ struct sbpf_kobj *sbpf_obj_lookup_rcu(struct sbpf_file *sf, u32 id)
 			return obj;
 	}
 	return NULL;
+}
+
+void sbpf_obj_init_free(struct sbpf_kobj *obj)
+{
+	INIT_RCU_WORK(&obj->free_work, sbpf_obj_free_work);
+}
+
+/*
+ * Gives @obj (one reference, charged, sbpf_obj_init_free() done) an id and attaches it to
+ * @sf. @answer gets the id before the object is reachable; if it fails, or no slot or id
+ * is free, nothing is attached and the caller still owns @obj. For objects made outside
+ * this file (bpfmap.c); the id is allocated as sbpf_obj_create() does.
+ */
+int sbpf_obj_install(struct sbpf_file *sf, struct sbpf_kobj *obj,
+		     int (*answer)(u32 id, void *ctx), void *ctx)
+{
+	int slot, ret;
+	u32 index;
+
+	mutex_lock(&sf->lock);
+	slot = sbpf_free_slot(sf);
+	if (slot < 0) {
+		ret = slot;
+		goto unlock;
+	}
+	xa_lock(&sbpf_objects);
+	ret = __xa_alloc_cyclic(&sbpf_objects, &index, NULL,
+				XA_LIMIT(1, SBPF_OBJ_INDEX_MASK), &sbpf_obj_next,
+				GFP_KERNEL_ACCOUNT);
+	if (ret == 1)
+		sbpf_obj_gen = (sbpf_obj_gen + 1) & ((1U << (32 - SBPF_OBJ_INDEX_BITS)) - 1);
+	if (ret >= 0)
+		obj->id = sbpf_obj_gen << SBPF_OBJ_INDEX_BITS | index;
+	xa_unlock(&sbpf_objects);
+	if (ret < 0) {
+		ret = ret == -EBUSY ? -ENOSPC : ret;
+		goto unlock;
+	}
+	ret = answer(obj->id, ctx);
+	if (ret) {
+		xa_erase(&sbpf_objects, index);
+		goto unlock;
+	}
+	xa_store(&sbpf_objects, index, obj, GFP_KERNEL);	/* fills the reserved slot */
+	rcu_assign_pointer(sf->attached[slot], obj);
+unlock:
+	mutex_unlock(&sf->lock);
+	return ret;
 }
 
 int sbpf_objects_init(void)

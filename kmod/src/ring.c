@@ -192,7 +192,9 @@ static void sbpf_process(struct sbpf_file *sf, struct sbpf_ring *r,
 			fault = SBPF_FAULT_OBJECT;
 		else
 			fault = sbpf_check_bounds(sqe, r->arena_size, obj->size);
-		if (fault == SBPF_FAULT_NONE)
+		if (fault == SBPF_FAULT_NONE && (obj->bpf || sqe->opcode >= SBPF_OP_MAP_UPDATE))
+			sbpf_map_execute(sqe, obj, r->arena, cqe);	/* bpfmap.c */
+		else if (fault == SBPF_FAULT_NONE)
 			sbpf_execute(sqe, obj, r->arena, cqe);
 		rcu_read_unlock();
 	}

@@ -45,6 +45,7 @@ struct sbpf_kobj {
 	void		*mem;		/* 8-byte aligned words */
 	kuid_t		owner;		/* charged for its cost until freed */
 	struct rcu_work	free_work;
+	struct sbpf_bpfmap *bpf;	/* a BPF map's object (bpfmap.c; mem = its values), else NULL */
 };
 
 /* What a request pins, charged to a uid (object.c). */
@@ -148,8 +149,19 @@ void sbpf_obj_detach_all(struct sbpf_file *sf);
 struct sbpf_kobj *sbpf_obj_lookup_rcu(struct sbpf_file *sf, u32 id);
 struct sbpf_kobj *sbpf_obj_get_selected(struct sbpf_file *sf);
 void sbpf_obj_put(struct sbpf_kobj *obj);
+int sbpf_obj_install(struct sbpf_file *sf, struct sbpf_kobj *obj,
+		     int (*answer)(u32 id, void *ctx), void *ctx);
+void sbpf_obj_init_free(struct sbpf_kobj *obj);
 int sbpf_objects_init(void);
 void sbpf_objects_exit(void);
+
+/* BPF maps as objects (bpfmap.c) */
+struct sbpf_bpfmap;
+int sbpf_map_attach(struct sbpf_file *sf, struct sbpf_map_attach *arg,
+		    struct sbpf_map_attach __user *uarg);
+void sbpf_map_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		      struct sbpf_cqe *cqe);
+u64 sbpf_map_release(struct sbpf_kobj *obj);
 
 /* who may use the device and SQPOLL (main.c) */
 extern int sbpf_sqpoll_disabled, sbpf_sqpoll_group;

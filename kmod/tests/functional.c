@@ -254,7 +254,7 @@ struct vrow {
 #define S(...) ((struct sbpf_sqe){ __VA_ARGS__ })
 #define CTR(f) offsetof(struct sbpf_stats, f)
 static const struct vrow vrows[] = {
-	{ "opcode", S(.opcode = 7), -EINVAL, CTR(rejected_opcode) },
+	{ "opcode", S(.opcode = SBPF_OP_COUNT), -EINVAL, CTR(rejected_opcode) },
 	{ "opcode255", S(.opcode = 255, .obj_id = 1), -EINVAL, CTR(rejected_opcode) },
 	{ "flags", S(.opcode = SBPF_OP_NOP, .flags = 0x80), -EINVAL, CTR(rejected_opcode) },
 	{ "resv0", S(.opcode = SBPF_OP_NOP, .resv0 = 1), -EINVAL, CTR(rejected_reserved) },

@@ -10,7 +10,7 @@
 #   VMTEST_RUST_BINS  space-separated static (musl) executables to run in the guest with
 #                     SBPF_RING_BACKEND=kernel; each is a test "rust:<basename>"
 #   VMTEST_TIMEOUT    seconds one boot may take (default 900)
-#   VMTEST_TESTS      the C tests to run (default: functional closing limits shared hostile killed bench)
+#   VMTEST_TESTS      the C tests to run (default: functional closing limits shared hostile killed bench bpfmap)
 #   VMTEST_INJECT_FAIL=test|oops|nomarker  make the guest fail on purpose (a FAIL marker,
 #                     a WARNING in the kernel log, no final summary), to check that the
 #                     harness exits non-zero
@@ -154,7 +154,7 @@ trap cleanup EXIT
 log "building the C tests"
 make -s -C "$kmod" selftest >/dev/null || die "the validation self-test failed (make -C kmod selftest)"
 make -s -C "$kmod" tests || die "building the C tests failed"
-read -r -a tests <<<"${VMTEST_TESTS:-functional closing limits shared hostile killed bench}"
+read -r -a tests <<<"${VMTEST_TESTS:-functional closing limits shared hostile killed bench bpfmap}"
 for t in "${tests[@]}"; do
 	[ -x "$kmod/tests/bin/$t" ] || die "missing test binary $t"
 done

@@ -123,6 +123,10 @@ pub mod abi;
 #[cfg(not(loom))]
 mod arena;
 #[cfg(not(loom))]
+pub mod bpf;
+#[cfg(not(loom))]
+mod bpfmap;
+#[cfg(not(loom))]
 mod complete;
 #[cfg(not(loom))]
 pub mod kernel;
@@ -138,6 +142,8 @@ pub mod validate;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, OutOfBounds};
+#[cfg(not(loom))]
+pub use bpfmap::{BpfMapObject, MapPath};
 #[cfg(not(loom))]
 pub use complete::{Completion, CompletionQueue, Completions, OpError};
 #[cfg(not(loom))]

@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     io,
+    os::fd::BorrowedFd,
     sync::{Arc, Mutex, OnceLock, Weak},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -13,10 +14,11 @@ use std::{
 use crate::{
     abi::{opcode, Cqe, Sqe, Stats},
     arena::copy,
+    bpfmap::{BpfMapObject, LocalMap},
     protocol::Event,
     region::{Bytes, STATS_WORDS},
     sync::{AtomicBool, AtomicU64, Ordering},
-    validate::{check_entry, Fault, MAX_LIMIT_OBJECTS},
+    validate::{check_entry, needed_rights, rights, Fault, MAX_LIMIT_OBJECTS},
     Error, Inner, ObjectId,
 };
 
@@ -84,20 +86,34 @@ impl IdlePolicy {
     }
 }
 
-/// A user-space object: 8-byte words, so word operations are real atomics.
+/// A user-space object: 8-byte words, so word operations are real atomics; or an
+/// attached BPF map ([`LocalMap`]), whose words are the mapped values of an mmapable array.
 #[derive(Debug)]
 pub(crate) struct LocalObject {
     pub(crate) id: u32,
     words: Box<[AtomicU64]>,
+    map: Option<LocalMap>,
 }
 
 impl LocalObject {
     fn size(&self) -> u64 {
-        self.words.len() as u64 * 8
+        match &self.map {
+            Some(m) => m.object.size,
+            None => self.words.len() as u64 * 8,
+        }
     }
 
+    fn rights(&self) -> u32 {
+        self.map.as_ref().map_or(rights::ALL, |m| m.object.rights)
+    }
+
+    /// The first byte of the words: 8-aligned, `size()` bytes, accessed only atomically
+    /// (a map's mapping is page-aligned, its values a whole number of words apart).
     fn base(&self) -> *mut u8 {
-        self.words.as_ptr().cast_mut().cast::<u8>()
+        match self.map.as_ref().and_then(LocalMap::values) {
+            Some(values) => values,
+            None => self.words.as_ptr().cast_mut().cast::<u8>(),
+        }
     }
 }
 
@@ -209,7 +225,11 @@ impl Local {
             reg.0 += 1;
             let id = reg.0;
             let words = (0..size / 8).map(|_| AtomicU64::new(0)).collect();
-            let object = Arc::new(LocalObject { id, words });
+            let object = Arc::new(LocalObject {
+                id,
+                words,
+                map: None,
+            });
             reg.1.insert(id, Arc::downgrade(&object));
             object
         };
@@ -228,6 +248,27 @@ impl Local {
         let size = object.size();
         self.attach(object)?;
         Ok(size)
+    }
+
+    /// Attaches the BPF map behind `fd` under a new id (not shared with other rings: the
+    /// fd is this process's permission).
+    pub(crate) fn attach_bpf_map(&self, fd: BorrowedFd<'_>) -> Result<BpfMapObject, Error> {
+        if self.objects.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let id = {
+            let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+            reg.0 += 1;
+            reg.0
+        };
+        let map = LocalMap::attach(fd, id)?;
+        let info = map.object;
+        self.attach(Arc::new(LocalObject {
+            id,
+            words: Box::new([]),
+            map: Some(map),
+        }))?;
+        Ok(info)
     }
 
     fn attach(&self, object: Arc<LocalObject>) -> Result<(), Error> {
@@ -408,7 +449,26 @@ impl<'a> Poller<'a> {
         let Some(object) = object else {
             return cqe; // NOP: nothing to do.
         };
-        let word = || &object.words[(sqe.obj_off / 8) as usize];
+        let needed = needed_rights(sqe.opcode);
+        if object.rights() & needed != needed {
+            // A plain object is no map; a map's fd did not grant the write.
+            cqe.res = if needed & rights::MAP != 0 && object.rights() & rights::MAP == 0 {
+                -libc::EOPNOTSUPP
+            } else {
+                -libc::EPERM
+            };
+            return cqe;
+        }
+        if let Some(map) = &object.map {
+            if sqe.opcode >= opcode::MAP_UPDATE || map.values().is_none() {
+                map.execute(sqe, arena, &mut cqe);
+                return cqe;
+            }
+        }
+        let base = object.base();
+        // SAFETY: `obj_off` is 8-aligned and `obj_off + 8 <= size` (validated), and the
+        // object's words are accessed only atomically.
+        let word = || unsafe { &*base.add(sqe.obj_off as usize).cast::<AtomicU64>() };
         match sqe.opcode {
             opcode::READ | opcode::WRITE => {
                 let len = sqe.len as usize;
@@ -417,7 +477,7 @@ impl<'a> Poller<'a> {
                     unreachable!("validated arena range")
                 };
                 // SAFETY: `obj_off + len <= size` (validated), so the range is in the object.
-                let obj_ptr = unsafe { object.base().add(sqe.obj_off as usize) };
+                let obj_ptr = unsafe { base.add(sqe.obj_off as usize) };
                 // SAFETY: both ranges are in bounds (validated) and shared memory accessed
                 // only atomically.
                 unsafe {

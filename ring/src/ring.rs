@@ -2,6 +2,7 @@
 
 use std::{
     fmt, io,
+    os::fd::AsFd,
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
@@ -12,6 +13,7 @@ use std::{
 use crate::{
     abi::{self, Params, Stats},
     arena::{Arena, SharedMemory},
+    bpfmap::BpfMapObject,
     complete::CompletionQueue,
     kernel::{self, Kernel},
     local::{IdlePolicy, Local},
@@ -64,6 +66,17 @@ pub enum Error {
     /// The ring already has this many objects attached, its limit.
     #[error("the ring already has {0} objects attached, its limit")]
     TooManyObjects(usize),
+    /// A BPF map could not be attached or reached.
+    #[error("BPF map: {what}: {source}")]
+    Bpf {
+        /// What was being done, or what is wrong with the fd.
+        what: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The map's type or value layout cannot be an object.
+    #[error("BPF map not supported: {0}")]
+    UnsupportedMap(String),
     /// `SBPF_RING_BACKEND` names no backend.
     #[error("SBPF_RING_BACKEND={0:?} names no backend (use local or kernel)")]
     UnknownBackend(String),
@@ -316,6 +329,8 @@ pub(crate) struct Inner {
     cq_dropped: AtomicBool,
     /// Serializes object attach and detach, so a count checked is the count attached.
     objects_lock: Mutex<()>,
+    /// The BPF maps attached, by object id.
+    maps: Mutex<Vec<BpfMapObject>>,
     shut_down: Mutex<bool>,
     /// How long a completion waiter spins before it blocks.
     pub(crate) wait_spin: Duration,
@@ -341,6 +356,7 @@ impl Inner {
             cq_taken: AtomicBool::new(false),
             cq_dropped: AtomicBool::new(false),
             objects_lock: Mutex::new(()),
+            maps: Mutex::new(Vec::new()),
             shut_down: Mutex::new(false),
         }
     }
@@ -628,7 +644,58 @@ impl Ring {
             Backend::Kernel(kernel) => kernel.detach_object(id)?,
         }
         self.inner().update_limits(|l| l.remove(id.0));
+        self.inner()
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|m| m.id != id);
         Ok(())
+    }
+
+    /// Attaches a BPF map by its fd, as an object: array maps (with or without
+    /// `BPF_F_MMAPABLE`), hash and LRU hash maps. On arrays every opcode works on the
+    /// values (laid out as [`BpfMapObject::size`] says); the MAP_* opcodes
+    /// ([`crate::op::MapUpdate`], [`crate::op::MapLookup`], [`crate::op::MapDelete`]) work on
+    /// every map by key. BPF's rules hold: a read-only fd gives no write right (writes
+    /// complete with `-EPERM`, and the producer-side validator refuses them early), a
+    /// frozen map refuses writes, per-CPU maps and other types are refused here
+    /// ([`Error::UnsupportedMap`]).
+    ///
+    /// The ring holds its own reference on the map (the kernel module a reference on the
+    /// map, the local backend a duplicate fd) until [`Ring::detach_object`] or the ring is
+    /// gone, so the caller may close `fd`. [`Ring::bpf_map`] tells how operations reach it.
+    pub fn attach_bpf_map(&self, fd: impl AsFd) -> Result<ObjectId, Error> {
+        let inner = self.inner();
+        let _serial = inner.objects_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.limits().objects().len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let map = match &inner.backend {
+            Backend::Local(local) => local.attach_bpf_map(fd.as_fd())?,
+            Backend::Kernel(kernel) => kernel.attach_bpf_map(fd.as_fd())?,
+        };
+        inner.add_limit(ObjectLimit {
+            id: map.id.0,
+            rights: map.rights,
+            size: map.size,
+        })?;
+        inner
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(map);
+        Ok(map.id)
+    }
+
+    /// The attached BPF map with this object id, if it is one.
+    pub fn bpf_map(&self, id: ObjectId) -> Option<BpfMapObject> {
+        self.inner()
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|m| m.id == id)
+            .copied()
     }
 
     /// The producer-side limits validators see.

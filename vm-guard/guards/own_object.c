@@ -21,7 +21,7 @@ sbpf_u64 guard(const struct sbpf_guard_ctx *ctx)
 		return 71;
 	if (s->opcode == SBPF_OP_NOP)
 		return 0;
-	if (o->size == 0)
+	if (o->rights == 0)
 		return 3;
 	switch (s->opcode) {
 	case SBPF_OP_READ:

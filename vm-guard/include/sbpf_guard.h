@@ -41,6 +41,7 @@ typedef __UINT64_TYPE__ sbpf_u64;
 /* Bits of struct sbpf_guard_object.rights. */
 #define SBPF_RIGHT_READ (1u << 0)
 #define SBPF_RIGHT_WRITE (1u << 1)
+#define SBPF_RIGHT_MAP (1u << 2)
 
 /* Opcodes of a submission entry (docs/ABI.md). */
 #define SBPF_OP_NOP 0
@@ -50,6 +51,9 @@ typedef __UINT64_TYPE__ sbpf_u64;
 #define SBPF_OP_STORE64 4
 #define SBPF_OP_FETCH_ADD64 5
 #define SBPF_OP_CAS64 6
+#define SBPF_OP_MAP_UPDATE 7
+#define SBPF_OP_MAP_LOOKUP 8
+#define SBPF_OP_MAP_DELETE 9
 
 /* The submission entry: the bytes of `struct sbpf_sqe` in kmod/include/uapi/sbpf_ring.h. */
 struct sbpf_guard_sqe {
@@ -70,8 +74,8 @@ struct sbpf_guard_sqe {
 
 struct sbpf_guard_object {
 	sbpf_u32 id;
-	sbpf_u32 rights;		/* SBPF_RIGHT_* (zero in version 1) */
-	sbpf_u64 size;			/* bytes; 0: no such object attached */
+	sbpf_u32 rights;		/* SBPF_RIGHT_*; in `object`, 0: no such object attached */
+	sbpf_u64 size;			/* bytes (0 for a hash map) */
 };
 
 struct sbpf_guard_ctx {

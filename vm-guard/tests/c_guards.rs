@@ -221,7 +221,7 @@ fn own_object(c: &GuardContext) -> u64 {
     if s.opcode == opcode::NOP {
         return 0;
     }
-    if o.size == 0 {
+    if o.rights == 0 {
         return 3;
     }
     let need = match s.opcode {

@@ -603,6 +603,16 @@ fn normalize(mut s: Sqe) -> Sqe {
             s.len = 0;
             s.cmp = 0;
         }
+        opcode::MAP_UPDATE => {
+            s.obj_off = 0;
+            s.cmp = 0;
+            s.val %= 3;
+        }
+        opcode::MAP_LOOKUP | opcode::MAP_DELETE => {
+            s.obj_off = 0;
+            s.val = 0;
+            s.cmp = 0;
+        }
         _ => {
             s.arena_off = 0;
             s.len = 0;
@@ -627,7 +637,7 @@ fn edge_len() -> impl Strategy<Value = u32> {
 
 fn sqe() -> impl Strategy<Value = Sqe> {
     (
-        0u8..10,
+        0u8..12,
         0u32..6,
         edge_u64(),
         edge_u64(),
@@ -660,10 +670,13 @@ fn limits() -> impl Strategy<Value = Limits> {
     )
         .prop_map(|(arena, objs)| {
             let mut l = Limits::new(arena);
-            // Objects are never empty (the backends refuse size 0, and the context says
-            // "no object" with size 0).
+            // Size 0 is a hash map (only MAP_* address it); id 0 is never an object (the
+            // context says "no object" with id 0).
             for (id, size) in objs {
-                l.push(ObjectLimit::new(id, size.max(8)));
+                l.push(ObjectLimit::new(
+                    id.max(1),
+                    if size % 7 == 3 { 0 } else { size },
+                ));
             }
             l
         })

@@ -57,29 +57,24 @@ pub fn bounds() -> String {
     let _ = writeln!(w, "ldxw r4, [r1+{}]", off::OBJECT + off::OBJECT_RIGHTS);
     let _ = writeln!(w, "jeq r4, 0, no_object");
     let _ = writeln!(w, "ldxdw r5, [r1+{}]", off::OBJECT + off::OBJECT_SIZE);
-    let _ = writeln!(w, "jge r2, {}, map_op", opcode::MAP_UPDATE);
+    // r3: whether the entry also addresses a range of the object (READ, WRITE), not only
+    // the arena (MAP_*: key and value).
+    let _ = writeln!(w, "mov r3, 0");
+    let _ = writeln!(w, "jge r2, {}, io", opcode::MAP_UPDATE);
     let _ = writeln!(w, "jgt r2, {}, word_op", opcode::WRITE);
-    // READ / WRITE: 1 <= len <= MAX_IO_LEN, both ranges inside, no overflow.
+    let _ = writeln!(w, "mov r3, 1");
+    // READ, WRITE, MAP_*: 1 <= len <= MAX_IO_LEN, each range inside, no overflow.
+    let _ = writeln!(w, "io:");
     let _ = writeln!(w, "ldxw r6, [r1+{}]", off::LEN);
     let _ = writeln!(w, "jeq r6, 0, bad_len");
     let _ = writeln!(w, "jgt r6, {MAX_IO_LEN}, bad_len");
+    let _ = writeln!(w, "jeq r3, 0, arena_range");
     let _ = writeln!(w, "ldxdw r7, [r1+{}]", off::OBJ_OFF);
     let _ = writeln!(w, "mov r8, r7");
     let _ = writeln!(w, "add r8, r6");
     let _ = writeln!(w, "jlt r8, r7, out_of_bounds");
     let _ = writeln!(w, "jgt r8, r5, out_of_bounds");
-    let _ = writeln!(w, "ldxdw r7, [r1+{}]", off::ARENA_OFF);
-    let _ = writeln!(w, "mov r8, r7");
-    let _ = writeln!(w, "add r8, r6");
-    let _ = writeln!(w, "jlt r8, r7, out_of_bounds");
-    let _ = writeln!(w, "ldxdw r9, [r1+{}]", off::ARENA_SIZE);
-    let _ = writeln!(w, "jgt r8, r9, out_of_bounds");
-    let _ = writeln!(w, "ja accept");
-    // MAP_*: key and value in the arena, 1 <= len <= MAX_IO_LEN, no overflow.
-    let _ = writeln!(w, "map_op:");
-    let _ = writeln!(w, "ldxw r6, [r1+{}]", off::LEN);
-    let _ = writeln!(w, "jeq r6, 0, bad_len");
-    let _ = writeln!(w, "jgt r6, {MAX_IO_LEN}, bad_len");
+    let _ = writeln!(w, "arena_range:");
     let _ = writeln!(w, "ldxdw r7, [r1+{}]", off::ARENA_OFF);
     let _ = writeln!(w, "mov r8, r7");
     let _ = writeln!(w, "add r8, r6");

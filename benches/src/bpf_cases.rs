@@ -19,8 +19,8 @@ use sbpf_ring::{
 };
 
 use crate::{
-    affinity, result,
-    ring_cases::{local_ring, pipelined, round_trip, SQ_ENTRIES},
+    result,
+    ring_cases::{local_ring, measure, Measured, SQ_ENTRIES},
     Budget, CaseResult, Deadline, Samples,
 };
 
@@ -260,20 +260,12 @@ fn ring_case(kind: Kind, batch: u32, budget: &Budget) -> CaseResult {
     let mut sub = ring.submitter();
     let mut cq = ring.completions().expect("first completion queue");
     let depth = SQ_ENTRIES as usize;
-    let mut warm = Deadline::after(budget.warmup);
-    pipelined(&mut sub, &mut cq, &entries, depth, |_| !warm.passed());
-    let mut deadline = Deadline::after(budget.measure);
-    let start = Instant::now();
-    let (done, mut failed) = pipelined(&mut sub, &mut cq, &entries, depth, |_| !deadline.passed());
-    let elapsed = start.elapsed();
-    let mut samples = Samples::with_capacity(budget.latency_samples);
-    let until = Instant::now() + budget.latency_time;
-    while !samples.is_full() && Instant::now() < until {
-        let t0 = Instant::now();
-        failed += round_trip(&mut sub, &mut cq, &entries);
-        samples.record(t0.elapsed());
-    }
-    affinity::unpin_current();
+    let Measured {
+        done,
+        failed,
+        elapsed,
+        samples,
+    } = measure(&mut sub, &mut cq, &entries, budget);
     let mut note = format!(
         "local backend, map path {path:?}, poller on the other core, bounds validator; \
          pipelined (<= {depth} in flight); latency = batch round trip"

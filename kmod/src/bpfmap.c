@@ -304,47 +304,13 @@ static int sbpf_map_keyed(struct sbpf_bpfmap *bm, const struct sbpf_sqe *sqe, u8
 	return ret;
 }
 
-/* READ, WRITE and the word operations on an array's values (obj->mem, obj->size). */
-static void sbpf_map_bytes(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, u8 *arena,
-			   struct sbpf_cqe *cqe)
-{
-	u8 *mem = obj->mem;
-	atomic64_t *word = (atomic64_t *)(mem + sqe->obj_off);
-	s64 old;
-
-	switch (sqe->opcode) {
-	case SBPF_OP_READ:
-		memcpy(arena + sqe->arena_off, mem + sqe->obj_off, sqe->len);
-		cqe->res = sqe->len;
-		break;
-	case SBPF_OP_WRITE:
-		memcpy(mem + sqe->obj_off, arena + sqe->arena_off, sqe->len);
-		cqe->res = sqe->len;
-		break;
-	case SBPF_OP_LOAD64:
-		cqe->value = atomic64_read(word);
-		break;
-	case SBPF_OP_STORE64:
-		atomic64_set(word, sqe->val);
-		break;
-	case SBPF_OP_FETCH_ADD64:
-		cqe->value = atomic64_fetch_add(sqe->val, word);
-		break;
-	case SBPF_OP_CAS64:
-		old = atomic64_cmpxchg(word, sqe->cmp, sqe->val);
-		cqe->value = old;
-		cqe->res = (u64)old == sqe->cmp;
-		break;
-	}
-}
-
 static void sbpf_map_perform(struct sbpf_bpfmap *bm, const struct sbpf_sqe *sqe,
 			     struct sbpf_kobj *obj, u8 *arena, struct sbpf_cqe *cqe)
 {
 	if (sqe->opcode >= SBPF_OP_MAP_UPDATE)
 		cqe->res = sbpf_map_keyed(bm, sqe, arena);
 	else if (bm->map->map_type == BPF_MAP_TYPE_ARRAY)
-		sbpf_map_bytes(sqe, obj, arena, cqe);
+		sbpf_execute(sqe, obj, arena, cqe);	/* the values are obj->mem */
 	else
 		cqe->res = -EFAULT;	/* no values to address; validation saw size 0 */
 }

@@ -134,9 +134,12 @@ static void sbpf_copy_sqe(struct sbpf_sqe *dst, const struct sbpf_sqe *src)
 	memcpy(dst, w, sizeof(w));
 }
 
-/* Performs a validated entry on @obj. Never sleeps (callers hold rcu_read_lock()). */
-static void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
-			 struct sbpf_cqe *cqe)
+/*
+ * Performs a validated READ, WRITE or word operation on @obj->mem (a module object, or an
+ * array map's values). Never sleeps (callers hold rcu_read_lock()).
+ */
+void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		  struct sbpf_cqe *cqe)
 {
 	u8 *mem = obj->mem;
 	atomic64_t *word = (atomic64_t *)(mem + sqe->obj_off);

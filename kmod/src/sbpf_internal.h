@@ -155,6 +155,9 @@ void sbpf_obj_init_free(struct sbpf_kobj *obj);
 int sbpf_objects_init(void);
 void sbpf_objects_exit(void);
 
+void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		  struct sbpf_cqe *cqe);	/* ring.c */
+
 /* BPF maps as objects (bpfmap.c) */
 struct sbpf_bpfmap;
 int sbpf_map_attach(struct sbpf_file *sf, struct sbpf_map_attach *arg,

@@ -345,25 +345,9 @@ static void full_cq_woken(enum wait_kind kind)
 	/* it has seen an entry against the full CQ (not merely been kicked), then sleeps */
 	for (i = 0; i < 1000 && ring_stats(&r).cq_full < 1; i++)
 		usleep(10000);
-	/*
-	 * Asleep for good: a kick may still be on its way to the poller (it then clears
-	 * NEED_WAKEUP, finds the CQ full and sleeps again), so the flag must hold with no
-	 * wake-up in between.
-	 */
-	for (i = 0; i < 1000; i++) {
-		uint64_t wakeups = ring_stats(&r).wakeups;
-
-		if (__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) & SBPF_SQ_NEED_WAKEUP) {
-			usleep(20000);
-			if ((__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) &
-			     SBPF_SQ_NEED_WAKEUP) && ring_stats(&r).wakeups == wakeups)
-				break;
-		}
-		usleep(10000);
-	}
-	CHECK(ring_cq_ready(&r) == 8 && (*r.sq_flags & SBPF_SQ_NEED_WAKEUP),
-	      "poller not asleep on a full CQ: ready %u flags %x after %d looks, wakeups %llu",
-	      ring_cq_ready(&r), *r.sq_flags, i, (unsigned long long)ring_stats(&r).wakeups);
+	CHECK(ring_poller_asleep(&r) && ring_cq_ready(&r) == 8,
+	      "poller not asleep on a full CQ: ready %u flags %x, wakeups %llu",
+	      ring_cq_ready(&r), *r.sq_flags, (unsigned long long)ring_stats(&r).wakeups);
 	while (ring_reap(&r, &c))
 		n++;
 	t0 = now_ns();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 pub mod affinity;
+pub mod bpf_cases;
 pub mod dispatch_cases;
 pub mod kmod;
 pub mod plot;

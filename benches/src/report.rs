@@ -151,6 +151,7 @@ fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
             Box::new(move |b| ring_case_boxed(&extra.name, (extra.make)(), b)),
         ));
     }
+    v.extend(crate::bpf_cases::cases());
     for (op, label) in [(UringOp::Nop, "nop"), (UringOp::Read64, "read64")] {
         for batch in BATCHES {
             let name = format!("io_uring/{label}/b{batch}");
@@ -378,6 +379,7 @@ fn pairs() -> Vec<(String, String, Option<f64>)> {
     ] {
         p.push((ring.into(), base.into(), None));
     }
+    p.extend(crate::bpf_cases::pairs());
     p
 }
 

@@ -191,6 +191,53 @@ pub fn round_trip(sub: &mut Submitter, cq: &mut CompletionQueue, entries: &[Sqe]
     failed
 }
 
+/// What [`measure`] found.
+#[derive(Debug)]
+pub struct Measured {
+    /// Requests completed in the throughput phase.
+    pub done: u64,
+    /// Failed completions, both phases.
+    pub failed: u64,
+    /// Length of the throughput phase.
+    pub elapsed: std::time::Duration,
+    /// Batch round-trip latencies.
+    pub samples: Samples,
+}
+
+/// The measurement every pipelined ring case makes with `entries` as its batch: a warm-up,
+/// the throughput phase ([`pipelined`], up to [`SQ_ENTRIES`] in flight), then round-trip
+/// latencies ([`round_trip`]); unpins the calling thread afterwards.
+pub fn measure(
+    sub: &mut Submitter,
+    cq: &mut CompletionQueue,
+    entries: &[Sqe],
+    budget: &Budget,
+) -> Measured {
+    let depth = SQ_ENTRIES as usize;
+    let mut warm = Deadline::after(budget.warmup);
+    pipelined(sub, cq, entries, depth, |_| !warm.passed());
+
+    let mut deadline = Deadline::after(budget.measure);
+    let start = Instant::now();
+    let (done, mut failed) = pipelined(sub, cq, entries, depth, |_| !deadline.passed());
+    let elapsed = start.elapsed();
+
+    let mut samples = Samples::with_capacity(budget.latency_samples);
+    let until = Instant::now() + budget.latency_time;
+    while !samples.is_full() && Instant::now() < until {
+        let t0 = Instant::now();
+        failed += round_trip(sub, cq, entries);
+        samples.record(t0.elapsed());
+    }
+    affinity::unpin_current();
+    Measured {
+        done,
+        failed,
+        elapsed,
+        samples,
+    }
+}
+
 /// `ring/<op>/b<batch>` with the default [`sbpf_ring::BoundsValidator`].
 pub fn ring_case(op: RingOp, batch: u32, budget: &Budget) -> CaseResult {
     let name = format!("ring/{}/b{batch}", op.label());
@@ -335,23 +382,12 @@ fn ring_case_idle(
     let mut cq = ring.completions().expect("first completion queue");
     let entries = batch_entries(op, obj, batch);
     let depth = SQ_ENTRIES as usize;
-
-    let mut warm = Deadline::after(budget.warmup);
-    pipelined(&mut sub, &mut cq, &entries, depth, |_| !warm.passed());
-
-    let mut deadline = Deadline::after(budget.measure);
-    let start = Instant::now();
-    let (done, mut failed) = pipelined(&mut sub, &mut cq, &entries, depth, |_| !deadline.passed());
-    let elapsed = start.elapsed();
-
-    let mut samples = Samples::with_capacity(budget.latency_samples);
-    let until = Instant::now() + budget.latency_time;
-    while !samples.is_full() && Instant::now() < until {
-        let t0 = Instant::now();
-        failed += round_trip(&mut sub, &mut cq, &entries);
-        samples.record(t0.elapsed());
-    }
-    affinity::unpin_current();
+    let Measured {
+        done,
+        failed,
+        elapsed,
+        samples,
+    } = measure(&mut sub, &mut cq, &entries, budget);
 
     let mut note = format!(
         "local backend, poller on the other core, validator {vname}; throughput pipelined \

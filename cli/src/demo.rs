@@ -40,6 +40,11 @@ pub struct DemoArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
+    /// Drive BPF maps (an array and a hash map) through the ring instead of the module's
+    /// own objects, and check every result with a BPF program in the kernel. Needs bpf()
+    /// (root or CAP_BPF).
+    #[arg(long)]
+    bpf: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -191,6 +196,16 @@ pub fn run_to(args: DemoArgs, out: &mut impl std::io::Write) -> Result<bool, Str
         Backend::Kernel => BackendChoice::Kernel,
     };
     let producers = u64::from(args.producers);
+    if args.bpf {
+        return crate::demo_bpf::run(
+            choice,
+            producers,
+            args.iterations,
+            args.sq_entries,
+            args.json,
+            out,
+        );
+    }
     let arena = (2 * producers * SLOTS * RECORD).next_multiple_of(4096);
     let ring = Ring::builder()
         .backend(choice)

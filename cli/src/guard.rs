@@ -6,7 +6,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use sbpf_guard::{
-    source,
+    source::{self, GuardCode},
     verifier::{self, Policy, DEFAULT_MAX_INSNS},
     Engine, Guard, Stage, Verdict,
 };
@@ -118,14 +118,28 @@ fn narrow<T: TryFrom<u64>>(v: u64, what: &str) -> Result<T, String> {
     T::try_from(v).map_err(|_| format!("--{what} {v} is out of range"))
 }
 
+/// A guard file decoded: its code and read-only data, and for an ELF object built with
+/// `-g`, the BTF line table that maps instructions to C source lines.
+struct GuardFile {
+    code: GuardCode,
+    lines: Vec<source::SourceLine>,
+}
+
 /// Reads and decodes a guard file; errors are the message for exit status 2.
-fn load_bytecode(file: &PathBuf, section: Option<&str>) -> Result<Vec<u8>, String> {
+fn load_guard_file(file: &PathBuf, section: Option<&str>) -> Result<GuardFile, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let code = match (source::sniff(&bytes), section) {
-        (source::SourceKind::Elf, s) => source::from_elf(&bytes, s),
-        _ => source::load(&bytes),
-    };
-    code.map_err(|e| format!("{}: {e}", file.display()))
+    let at = |e: source::SourceError| format!("{}: {e}", file.display());
+    match source::sniff(&bytes) {
+        source::SourceKind::Elf => Ok(GuardFile {
+            code: source::from_elf_with_rodata(&bytes, section).map_err(at)?,
+            // Line info is a convenience: an object whose BTF we cannot read still verifies.
+            lines: source::line_table(&bytes, section).unwrap_or_default(),
+        }),
+        _ => Ok(GuardFile {
+            code: source::load_guard(&bytes).map_err(at)?,
+            lines: Vec::new(),
+        }),
+    }
 }
 
 /// An error and its sources, as one line: `a: b: c`.
@@ -153,15 +167,16 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
             section,
             max_insns,
         } => {
-            let code = match load_bytecode(&file, section.as_deref()) {
-                Ok(c) => c,
+            let guard = match load_guard_file(&file, section.as_deref()) {
+                Ok(g) => g,
                 Err(e) => return error(e),
             };
+            let (code, rodata) = (&guard.code.code, &guard.code.rodata);
             let policy = Policy {
                 max_insns,
                 ..Policy::default()
             };
-            let (verdict, log) = verifier::verify_with_log(&code, &policy);
+            let (verdict, log) = verifier::verify_with_rodata_and_log(code, rodata, &policy);
             println!(
                 "{}: {} bytes, {} instruction slots",
                 file.display(),
@@ -171,7 +186,7 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
             println!("--- verifier log");
             print!("{log}");
             println!("--- disassembly");
-            print!("{}", verifier::disassemble(&code));
+            print!("{}", verifier::disassemble(code));
             match verdict {
                 Ok(v) => {
                     let engine = if v.fits_jit() { "JIT" } else { "interpreter" };
@@ -180,6 +195,9 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
                 }
                 Err(e) => {
                     println!("REJECTED: {e}");
+                    if let Some(l) = e.index.and_then(|i| source::line_of(&guard.lines, i)) {
+                        println!("  at {}:{}: {}", l.file, l.line, l.text.trim());
+                    }
                     ExitCode::from(1)
                 }
             }
@@ -200,8 +218,8 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
             objects,
             interp,
         } => {
-            let code = match load_bytecode(&file, section.as_deref()) {
-                Ok(c) => c,
+            let guard = match load_guard_file(&file, section.as_deref()) {
+                Ok(g) => g,
                 Err(e) => return error(e),
             };
             let sqe = match (|| -> Result<Sqe, String> {
@@ -236,7 +254,14 @@ pub fn run(cmd: GuardCommand) -> ExitCode {
             let name = file
                 .file_name()
                 .map_or_else(|| "guard".into(), |n| n.to_string_lossy().to_string());
-            let stage = match Stage::from_bytecode(name, &code, engine) {
+            let stage = match Stage::with_rodata(
+                name,
+                &guard.code.code,
+                &guard.code.rodata,
+                &Policy::default(),
+                &[],
+                engine,
+            ) {
                 Ok(s) => s,
                 Err(e) => return error(chain(&e)),
             };

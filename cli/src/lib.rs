@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod demo;
+pub mod demo_bpf;
 pub mod guard;

@@ -82,3 +82,20 @@ fn demo_refuses_a_bad_ring_size() {
     let err = demo(&["--sq-entries", "3", "--json"]).unwrap_err();
     assert!(err.contains("power of two"), "{err}");
 }
+
+/// `demo --bpf`: BPF maps driven through the ring, checked by a BPF program. Needs bpf()
+/// (root, as on the CI machine and in the guest); without it, the demo's error says so.
+#[test]
+fn demo_bpf_maps_verified_by_a_bpf_program() {
+    assert_eq!(
+        demo(&[
+            "--bpf",
+            "--producers",
+            "3",
+            "--iterations",
+            "3000",
+            "--json"
+        ]),
+        Ok(true)
+    );
+}

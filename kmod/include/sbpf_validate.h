@@ -84,6 +84,14 @@ static inline enum sbpf_fault sbpf_check_fields(const struct sbpf_sqe *sqe)
 	case SBPF_OP_FETCH_ADD64:
 		unused = sqe->arena_off || sqe->len || sqe->cmp;
 		break;
+	case SBPF_OP_MAP_UPDATE:
+		/* val holds BPF's flags: BPF_ANY, BPF_NOEXIST or BPF_EXIST */
+		unused = sqe->obj_off || sqe->cmp || sqe->val > SBPF_MAP_EXIST;
+		break;
+	case SBPF_OP_MAP_LOOKUP:
+	case SBPF_OP_MAP_DELETE:
+		unused = sqe->obj_off || sqe->val || sqe->cmp;
+		break;
 	default: /* SBPF_OP_CAS64 */
 		unused = sqe->arena_off || sqe->len;
 		break;
@@ -92,7 +100,7 @@ static inline enum sbpf_fault sbpf_check_fields(const struct sbpf_sqe *sqe)
 }
 
 /*
- * Rows 5-8, for an entry that passed sbpf_check_fields() and whose object (size
+ * Rows 5-8 (and the MAP_* rows 5-6), for an entry that passed sbpf_check_fields() and whose object (size
  * @object_size) was found. Not for NOP.
  */
 static inline enum sbpf_fault sbpf_check_bounds(const struct sbpf_sqe *sqe, __u64 arena_size,
@@ -103,6 +111,17 @@ static inline enum sbpf_fault sbpf_check_bounds(const struct sbpf_sqe *sqe, __u6
 			return SBPF_FAULT_LENGTH;
 		if (!sbpf_range_ok(sqe->obj_off, sqe->len, object_size) ||
 		    !sbpf_range_ok(sqe->arena_off, sqe->len, arena_size))
+			return SBPF_FAULT_BOUNDS;
+		return SBPF_FAULT_NONE;
+	}
+	if (sqe->opcode >= SBPF_OP_MAP_UPDATE) {
+		/*
+		 * Key and value are in the arena only; the caller checks len against the
+		 * map's key and value sizes.
+		 */
+		if (sqe->len == 0 || sqe->len > SBPF_MAX_IO_LEN)
+			return SBPF_FAULT_LENGTH;
+		if (!sbpf_range_ok(sqe->arena_off, sqe->len, arena_size))
 			return SBPF_FAULT_BOUNDS;
 		return SBPF_FAULT_NONE;
 	}

@@ -16,6 +16,8 @@
  * it: the ring belongs to its owner's fd table, and a child exiting (or exec'ing with
  * O_CLOEXEC) must not stop the parent's ring. The memory stays until release.
  */
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/debugfs.h>
 #include <linux/fdtable.h>
 #include <linux/fs.h>
@@ -32,12 +34,62 @@
 
 #include "sbpf_internal.h"
 
+/*
+ * Resource limits (README "Resource model"). Each is per real uid, root included, and
+ * checked when a request charges; lowering one refuses new requests, never takes back.
+ */
 module_param_named(max_user_bytes, sbpf_max_user_bytes, ulong, 0644);
 MODULE_PARM_DESC(max_user_bytes,
-		 "bytes one uid may pin in rings, arenas and objects (root included)");
+		 "bytes one uid may pin: rings, arenas, objects, pollers, with their metadata");
+module_param_named(max_user_objects, sbpf_max_user_objects, uint, 0644);
+MODULE_PARM_DESC(max_user_objects, "objects one uid may keep alive (ENOSPC past it)");
+module_param_named(max_user_rings, sbpf_max_user_rings, uint, 0644);
+MODULE_PARM_DESC(max_user_rings,
+		 "rings one uid may keep alive, with an fd or only a mapping (EMFILE past it)");
+module_param_named(max_user_pollers, sbpf_max_user_pollers, uint, 0644);
+MODULE_PARM_DESC(max_user_pollers, "SQPOLL poller threads one uid may run (EAGAIN past it)");
+module_param_named(max_pollers, sbpf_max_pollers, uint, 0644);
+MODULE_PARM_DESC(max_pollers, "SQPOLL poller threads of all uids together (EAGAIN past it)");
 
+/*
+ * Who may use the device and SQPOLL, as the io_uring_disabled sysctl: 0 everyone, 1 only
+ * CAP_SYS_ADMIN (SQPOLL: or CAP_SYS_NICE) or members of the group, 2 nobody (EPERM).
+ */
+static int sbpf_device_disabled;
+static int sbpf_device_group = -1;
+int sbpf_sqpoll_disabled;
+int sbpf_sqpoll_group = -1;
+unsigned int sbpf_sqpoll_max_idle_ms = 100;
+
+module_param_named(device_disabled, sbpf_device_disabled, int, 0644);
+MODULE_PARM_DESC(device_disabled,
+		 "open(): 0 everyone, 1 CAP_SYS_ADMIN or device_group only, 2 nobody");
+module_param_named(device_group, sbpf_device_group, int, 0644);
+MODULE_PARM_DESC(device_group, "gid allowed to open the device when device_disabled is 1");
+module_param_named(sqpoll_disabled, sbpf_sqpoll_disabled, int, 0644);
+MODULE_PARM_DESC(sqpoll_disabled,
+		 "SQPOLL: 0 everyone, 1 CAP_SYS_ADMIN, CAP_SYS_NICE or sqpoll_group only, 2 nobody");
+module_param_named(sqpoll_group, sbpf_sqpoll_group, int, 0644);
+MODULE_PARM_DESC(sqpoll_group, "gid allowed SQPOLL when sqpoll_disabled is 1");
+module_param_named(sqpoll_max_idle_ms, sbpf_sqpoll_max_idle_ms, uint, 0644);
+MODULE_PARM_DESC(sqpoll_max_idle_ms,
+		 "longest spin of an idle poller before it sleeps; larger sq_idle_ms is clamped");
+
+bool sbpf_allowed(int disabled, int group, int cap)
+{
+	if (disabled <= 0)
+		return true;
+	if (disabled >= 2)
+		return false;
+	if (group >= 0 && in_group_p(make_kgid(&init_user_ns, group)))
+		return true;
+	return capable(CAP_SYS_ADMIN) || (cap >= 0 && capable(cap));
+}
+
+/* Settled first, so that a reader sees no object that was released before it asked. */
 static int sbpf_param_get_pinned(char *buf, const struct kernel_param *kp)
 {
+	sbpf_objects_quiesce();
 	return scnprintf(buf, PAGE_SIZE, "%llu\n", sbpf_pinned_bytes());
 }
 
@@ -45,7 +97,19 @@ static const struct kernel_param_ops sbpf_pinned_ops = {
 	.get = sbpf_param_get_pinned,
 };
 module_param_cb(pinned_bytes, &sbpf_pinned_ops, NULL, 0444);
-MODULE_PARM_DESC(pinned_bytes, "bytes pinned by all rings, arenas and objects (read-only)");
+MODULE_PARM_DESC(pinned_bytes,
+		 "bytes charged to all uids together, once released objects are freed (read-only)");
+
+static int sbpf_param_get_pollers(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%u\n", sbpf_pollers_running());
+}
+
+static const struct kernel_param_ops sbpf_pollers_ops = {
+	.get = sbpf_param_get_pollers,
+};
+module_param_cb(pollers, &sbpf_pollers_ops, NULL, 0444);
+MODULE_PARM_DESC(pollers, "SQPOLL poller threads running (read-only)");
 
 static LIST_HEAD(sbpf_files);
 static DEFINE_MUTEX(sbpf_files_lock);
@@ -53,8 +117,11 @@ static struct dentry *sbpf_debugfs;
 
 static int sbpf_open(struct inode *inode, struct file *file)
 {
-	struct sbpf_file *sf = kzalloc(sizeof(*sf), GFP_KERNEL);
+	struct sbpf_file *sf;
 
+	if (!sbpf_allowed(READ_ONCE(sbpf_device_disabled), READ_ONCE(sbpf_device_group), -1))
+		return -EPERM;
+	sf = kzalloc(sizeof(*sf), GFP_KERNEL_ACCOUNT);
 	if (!sf)
 		return -ENOMEM;
 	mutex_init(&sf->lock);
@@ -125,6 +192,7 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		struct sbpf_object obj;
 		struct sbpf_sync_op op;
 		struct sbpf_stats stats;
+		struct sbpf_map_attach map;
 	} u;
 	long ret;
 
@@ -132,16 +200,14 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SBPF_IOC_SETUP:
 		if (copy_from_user(&u.params, uarg, sizeof(u.params)))
 			return -EFAULT;
-		ret = sbpf_ring_setup(sf, &u.params);
+		ret = sbpf_ring_setup(sf, &u.params, uarg);
 		if (ret)
 			return ret;
 		/* A close that raced with SETUP found no ring to close: close it now. */
 		r = sbpf_ring_of(file);
 		if (!sbpf_files_hold(r->owner_files, file))
 			sbpf_ring_shutdown(r, EBADF);
-		if (copy_to_user(uarg, &u.params, sizeof(u.params)))
-			ret = -EFAULT;
-		return ret;
+		return 0;
 	case SBPF_IOC_ENTER:
 		if (!r)
 			return -EINVAL;
@@ -153,12 +219,12 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		if (copy_from_user(&u.obj, uarg, sizeof(u.obj)))
 			return -EFAULT;
 		if (cmd == SBPF_IOC_OBJ_CREATE)
-			ret = sbpf_obj_create(sf, &u.obj);
-		else
-			ret = sbpf_obj_attach(sf, &u.obj);
-		if (!ret && copy_to_user(uarg, &u.obj, sizeof(u.obj)))
-			ret = -EFAULT;
-		return ret;
+			return sbpf_obj_create(sf, &u.obj, uarg);
+		return sbpf_obj_attach(sf, &u.obj, uarg);
+	case SBPF_IOC_MAP_ATTACH:	/* bpfmap.c */
+		if (copy_from_user(&u.map, uarg, sizeof(u.map)))
+			return -EFAULT;
+		return sbpf_map_attach(sf, &u.map, uarg);
 	case SBPF_IOC_OBJ_DETACH:
 	case SBPF_IOC_OBJ_SELECT:
 		if (copy_from_user(&u.obj, uarg, sizeof(u.obj)))
@@ -171,7 +237,15 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SBPF_IOC_SYNC_OP:
 		if (!r)
 			return -EINVAL;
-		if (copy_from_user(&u.op.sqe, uarg, sizeof(u.op.sqe)))
+		if (copy_from_user(&u.op, uarg, sizeof(u.op)))
+			return -EFAULT;
+		/*
+		 * The operation cannot be undone, so the answer must be writable first:
+		 * write the caller's own bytes back as a probe. Only a concurrent
+		 * mprotect/munmap between the two writes can still fail the second.
+		 */
+		if (copy_to_user(uarg + offsetof(struct sbpf_sync_op, cqe), &u.op.cqe,
+				 sizeof(u.op.cqe)))
 			return -EFAULT;
 		sbpf_ring_sync_op(sf, r, &u.op);
 		if (copy_to_user(uarg + offsetof(struct sbpf_sync_op, cqe), &u.op.cqe,
@@ -195,8 +269,10 @@ static long sbpf_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-/* Counts the vmas of the ring region (split, fork and mremap copy them); the last gone
- * closes the ring, so no waiter stays blocked on a ring nobody can see. */
+/*
+ * Counts the vmas of the ring region (split, fork and mremap copy them); the last one gone
+ * closes the ring, so no waiter stays blocked on a ring nobody can see.
+ */
 static void sbpf_region_vm_open(struct vm_area_struct *vma)
 {
 	struct sbpf_ring *r = vma->vm_private_data;
@@ -378,7 +454,8 @@ static int sbpf_rings_show(struct seq_file *m, void *v)
 	struct sbpf_ring *r;
 	unsigned int i;
 
-	seq_printf(m, "pinned_bytes %llu\n", sbpf_pinned_bytes());
+	seq_printf(m, "pinned_bytes %llu pollers %u\n", sbpf_pinned_bytes(),
+		   sbpf_pollers_running());
 	mutex_lock(&sbpf_files_lock);
 	list_for_each_entry(sf, &sbpf_files, node) {
 		r = smp_load_acquire(&sf->ring);	/* pairs with the release in SETUP */
@@ -403,9 +480,14 @@ static int __init sbpf_init(void)
 
 	BUILD_BUG_ON(offsetof(struct sbpf_stats, sync_ops) != 10 * sizeof(__u64));
 	BUILD_BUG_ON(SBPF_SQES_OFF % sizeof(struct sbpf_sqe));
-	ret = misc_register(&sbpf_misc);
+	ret = sbpf_objects_init();
 	if (ret)
 		return ret;
+	ret = misc_register(&sbpf_misc);
+	if (ret) {
+		sbpf_objects_exit();
+		return ret;
+	}
 	sbpf_debugfs = debugfs_create_dir("sbpf_ring", NULL);
 	debugfs_create_file("rings", 0400, sbpf_debugfs, NULL, &sbpf_rings_fops);
 	return 0;

@@ -60,7 +60,9 @@
  *  - Then wake_up_all(cq_wait): every waiter re-checks its condition, which includes
  *    closed (set before the wake-up, whose waitqueue lock orders it).
  */
+#include <linux/cgroup.h>
 #include <linux/cred.h>
+#include <linux/fs.h>
 #include <linux/hrtimer.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
@@ -70,9 +72,14 @@
 
 #include "sbpf_internal.h"
 
-#define SBPF_DEFAULT_IDLE_MS	10
-#define SBPF_MAX_IDLE_MS	10000
+#define SBPF_DEFAULT_IDLE_MS	1	/* spin after the last work before sleeping */
+#define SBPF_MAX_IDLE_MS	10000	/* accepted by SETUP; clamped to sqpoll_max_idle_ms */
 #define SBPF_BATCH		128	/* entries per consumer pass */
+/*
+ * About what a poller thread pins besides the ring: its stack, its task_struct and the
+ * rest of a task (FPU state, kthread and pid structs).
+ */
+#define SBPF_POLLER_BYTES	(THREAD_SIZE + sizeof(struct task_struct) + PAGE_SIZE)
 #define SBPF_NCTR		ARRAY_SIZE(((struct sbpf_counters *)0)->v)
 
 /* The counter each fault is charged to, as in the validation table of docs/ABI.md. */
@@ -127,9 +134,12 @@ static void sbpf_copy_sqe(struct sbpf_sqe *dst, const struct sbpf_sqe *src)
 	memcpy(dst, w, sizeof(w));
 }
 
-/* Performs a validated entry on @obj. Never sleeps (callers hold rcu_read_lock()). */
-static void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
-			 struct sbpf_cqe *cqe)
+/*
+ * Performs a validated READ, WRITE or word operation on @obj->mem (a module object, or an
+ * array map's values). Never sleeps (callers hold rcu_read_lock()).
+ */
+void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		  struct sbpf_cqe *cqe)
 {
 	u8 *mem = obj->mem;
 	atomic64_t *word = (atomic64_t *)(mem + sqe->obj_off);
@@ -185,7 +195,9 @@ static void sbpf_process(struct sbpf_file *sf, struct sbpf_ring *r,
 			fault = SBPF_FAULT_OBJECT;
 		else
 			fault = sbpf_check_bounds(sqe, r->arena_size, obj->size);
-		if (fault == SBPF_FAULT_NONE)
+		if (fault == SBPF_FAULT_NONE && (obj->bpf || sqe->opcode >= SBPF_OP_MAP_UPDATE))
+			sbpf_map_execute(sqe, obj, r->arena, cqe);	/* bpfmap.c */
+		else if (fault == SBPF_FAULT_NONE)
 			sbpf_execute(sqe, obj, r->arena, cqe);
 		rcu_read_unlock();
 	}
@@ -296,17 +308,18 @@ static int sbpf_poller(void *data)
 {
 	struct sbpf_ring *r = data;
 	struct sbpf_file *sf = r->sf;
-	unsigned long idle = msecs_to_jiffies(r->idle_ms);
-	unsigned long last_work = jiffies;
+	u64 idle = (u64)r->idle_ms * NSEC_PER_MSEC;
+	u64 last_work = ktime_get_ns();
+	bool published;
 	DEFINE_WAIT(wait);
 
 	while (!kthread_should_stop()) {
 		if (sbpf_consume(sf, r, SBPF_BATCH)) {
-			last_work = jiffies;
+			last_work = ktime_get_ns();
 			cond_resched();
 			continue;
 		}
-		if (time_before(jiffies, last_work + idle)) {
+		if (ktime_get_ns() - last_work < idle) {
 			cond_resched();
 			cpu_relax();
 			continue;
@@ -316,12 +329,19 @@ static int sbpf_poller(void *data)
 		WRITE_ONCE(*r->sq_flags_shared, SBPF_SQ_NEED_WAKEUP);
 		smp_store_release(&r->poller_asleep, true);	/* after our sq_head, cq_tail */
 		smp_mb();						/* [E] */
-		if ((sbpf_sq_published(r) && sbpf_cq_has_room(r)) || kthread_should_stop()) {
+		published = sbpf_sq_published(r);
+		if ((published && sbpf_cq_has_room(r)) || kthread_should_stop()) {
 			finish_wait(&r->sq_wait, &wait);
 			WRITE_ONCE(r->poller_asleep, false);
 			WRITE_ONCE(*r->sq_flags_shared, 0);
-			last_work = jiffies;
+			last_work = ktime_get_ns();
 			continue;
+		}
+		/* An entry published since our last pass waits for room: an episode too. */
+		if (published && !r->cq_was_full) {
+			r->cq_was_full = true;
+			atomic64_inc(&r->ctr.v[SBPF_CTR(cq_full)]);
+			sbpf_stats_mirror(r);
 		}
 		schedule();
 		finish_wait(&r->sq_wait, &wait);
@@ -329,7 +349,7 @@ static int sbpf_poller(void *data)
 		WRITE_ONCE(*r->sq_flags_shared, 0);
 		atomic64_inc(&r->ctr.v[SBPF_CTR(wakeups)]);
 		sbpf_stats_mirror(r);
-		last_work = jiffies;
+		last_work = ktime_get_ns();
 	}
 	return 0;
 }
@@ -403,9 +423,9 @@ int sbpf_ring_enter(struct sbpf_file *sf, struct sbpf_ring *r, const struct sbpf
 }
 
 /*
- * Closes the ring for good (see "Closing" above); @why is the positive errno later
- * ENTERs and woken waiters get if the first cause. Idempotent; may sleep for one
- * consumer pass.
+ * Closes the ring for good (see "Closing" above). @why, the positive errno that woken
+ * waiters and later ENTERs get, sticks if it is the first cause. Idempotent; may sleep
+ * for one consumer pass.
  */
 void sbpf_ring_shutdown(struct sbpf_ring *r, int why)
 {
@@ -413,8 +433,14 @@ void sbpf_ring_shutdown(struct sbpf_ring *r, int why)
 	if (!r->closed)
 		WRITE_ONCE(r->closed, why);
 	if (r->poller) {
+		struct sbpf_charge c = { .bytes = SBPF_POLLER_BYTES, .pollers = 1 };
+
 		kthread_stop(r->poller);	/* returns once it left its loop */
 		r->poller = NULL;
+		/* The thread is gone: its place under the caps is free again. */
+		r->charge.bytes -= c.bytes;
+		r->charge.pollers = 0;
+		sbpf_uncharge(r->uid, &c);
 	}
 	/* Our own positions, whatever the process wrote over its copies. */
 	smp_store_release(r->sq_head_shared, r->sq_head);
@@ -468,25 +494,78 @@ static int sbpf_check_params(struct sbpf_params *p)
 	return 0;
 }
 
-static void sbpf_ring_destroy(struct sbpf_ring *r, kuid_t uid)
+/* Everything a ring pins, charged before it is allocated (see object.c). */
+static void sbpf_ring_cost(struct sbpf_charge *c, size_t region_size, u64 arena_size,
+			   bool sqpoll)
 {
-	vfree(r->arena);
-	vfree(r->region);
-	sbpf_uncharge(uid, r->region_size + r->arena_size);
-	kfree(r);
+	c->bytes = sbpf_vmalloc_cost(region_size) + sbpf_vmalloc_cost(arena_size) +
+		   kmalloc_size_roundup(sizeof(struct sbpf_ring)) +
+		   /* the file it keeps alive, even without an fd, through its mappings */
+		   kmalloc_size_roundup(sizeof(struct sbpf_file)) + sizeof(struct file);
+	c->objects = 0;
+	c->rings = 1;
+	c->pollers = sqpoll;
+	if (sqpoll)
+		c->bytes += SBPF_POLLER_BYTES;
 }
 
-int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
+/* Frees what is left of @r, then returns its charge. */
+static void sbpf_ring_destroy(struct sbpf_ring *r)
 {
-	struct sbpf_ring *r;
+	struct sbpf_charge c = r->charge;
+	kuid_t uid = r->uid;
+
+	vfree(r->arena);
+	vfree(r->region);
+	kfree(r);
+	sbpf_uncharge(uid, &c);
+}
+
+/* Starts @r's SQPOLL poller: a kthread in every cgroup of its owner, at its nice value. */
+static int sbpf_poller_start(struct sbpf_ring *r)
+{
 	struct task_struct *poller;
+	int ret;
+
+	poller = kthread_create(sbpf_poller, r, "sbpf-sqp/%d", r->pid);
+	if (IS_ERR(poller))
+		return PTR_ERR(poller);
+	/*
+	 * As vhost does for its workers: the poller runs in every cgroup of its owner (its
+	 * CPU time counts there, cpu.max and cpuset apply) and at the owner's nice value.
+	 */
+	ret = cgroup_attach_task_all(current, poller);
+	if (ret) {
+		kthread_stop(poller);	/* never woken: it exits without running */
+		return ret;
+	}
+	set_user_nice(poller, task_nice(current));
+	r->poller = poller;
+	/* Before the ring is visible: a SHUTDOWN may stop the poller right after. */
+	wake_up_process(poller);
+	return 0;
+}
+
+/*
+ * Sets up @sf's ring and writes the answer to @uarg before the ring becomes visible: a
+ * caller that cannot take the answer gets EFAULT and no ring, poller or charge is left.
+ */
+int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p,
+		    struct sbpf_params __user *uarg)
+{
+	bool sqpoll = p->flags & SBPF_SETUP_SQPOLL;
+	struct sbpf_charge charge;
 	kuid_t uid = current_uid();
-	size_t cq_off;
+	struct sbpf_ring *r;
+	size_t cq_off, region_size;
 	int ret;
 
 	ret = sbpf_check_params(p);
 	if (ret)
 		return ret;
+	if (sqpoll && !sbpf_allowed(READ_ONCE(sbpf_sqpoll_disabled), READ_ONCE(sbpf_sqpoll_group),
+				    CAP_SYS_NICE))
+		return -EPERM;
 
 	mutex_lock(&sf->lock);
 	if (sf->ring) {
@@ -495,25 +574,27 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 	}
 
 	cq_off = SBPF_SQES_OFF + (size_t)p->sq_entries * sizeof(struct sbpf_sqe);
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
+	region_size = PAGE_ALIGN(cq_off + (size_t)p->cq_entries * sizeof(struct sbpf_cqe));
+	sbpf_ring_cost(&charge, region_size, p->arena_size, sqpoll);
+	ret = sbpf_charge(uid, &charge);
+	if (ret)
+		goto unlock;
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r) {
+		sbpf_uncharge(uid, &charge);
 		ret = -ENOMEM;
 		goto unlock;
 	}
-	r->region_size = PAGE_ALIGN(cq_off + (size_t)p->cq_entries * sizeof(struct sbpf_cqe));
+	r->uid = uid;
+	r->charge = charge;
+	r->region_size = region_size;
 	r->arena_size = p->arena_size;
-	ret = sbpf_charge(uid, r->region_size + r->arena_size);
-	if (ret) {
-		kfree(r);
-		goto unlock;
-	}
 	r->region = sbpf_vmalloc(r->region_size);
 	if (r->arena_size)
 		r->arena = sbpf_vmalloc(r->arena_size);
 	if (!r->region || (r->arena_size && !r->arena)) {
-		sbpf_ring_destroy(r, uid);
 		ret = -ENOMEM;
-		goto unlock;
+		goto destroy;
 	}
 
 	r->sq_entries = p->sq_entries;
@@ -521,7 +602,8 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 	r->cq_entries = p->cq_entries;
 	r->cq_mask = p->cq_entries - 1;
 	r->flags = p->flags;
-	r->idle_ms = p->sq_idle_ms ? p->sq_idle_ms : SBPF_DEFAULT_IDLE_MS;
+	r->idle_ms = min(p->sq_idle_ms ? p->sq_idle_ms : SBPF_DEFAULT_IDLE_MS,
+			 max(READ_ONCE(sbpf_sqpoll_max_idle_ms), 1U));
 	r->sq_head_shared = r->region + SBPF_SQ_HEAD_OFF;
 	r->sq_flags_shared = r->region + SBPF_SQ_FLAGS_OFF;
 	r->cq_head_shared = r->region + SBPF_CQ_HEAD_OFF;
@@ -540,23 +622,9 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 	r->sf = sf;
 	r->owner_files = current->files;
 	atomic_set(&r->region_maps, 0);
-	sf->uid = uid;
-
-	if (p->flags & SBPF_SETUP_SQPOLL) {
-		/* Created before the ring is visible, so no ioctl ever sees a half-made ring. */
-		poller = kthread_create(sbpf_poller, r, "sbpf-sqp/%d", r->pid);
-		if (IS_ERR(poller)) {
-			sbpf_ring_destroy(r, uid);
-			ret = PTR_ERR(poller);
-			goto unlock;
-		}
-		r->poller = poller;
-		/* Before the ring is visible: a SHUTDOWN may stop the poller right after. */
-		wake_up_process(poller);
-	}
-	smp_store_release(&sf->ring, r);	/* pairs with sbpf_ring_of() */
 
 	p->cq_entries = r->cq_entries;
+	p->sq_idle_ms = sqpoll ? r->idle_ms : 0;
 	p->ring_size = r->region_size;
 	p->features = 0;
 	p->sq_off = (struct sbpf_sq_offsets) {
@@ -576,6 +644,25 @@ int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p)
 		.cqes = cq_off,
 		.stats = SBPF_STATS_OFF,
 	};
+	if (sqpoll) {
+		ret = sbpf_poller_start(r);
+		if (ret)
+			goto destroy;
+	}
+	/* Last: only a complete ring answers, and an unwritable answer undoes it all. */
+	if (copy_to_user(uarg, p, sizeof(*p))) {
+		ret = -EFAULT;
+		goto stop;
+	}
+	smp_store_release(&sf->ring, r);	/* pairs with sbpf_ring_of() */
+	mutex_unlock(&sf->lock);
+	return 0;
+
+stop:
+	if (r->poller)
+		kthread_stop(r->poller);	/* it saw nothing published: never mapped */
+destroy:
+	sbpf_ring_destroy(r);
 unlock:
 	mutex_unlock(&sf->lock);
 	return ret;
@@ -587,5 +674,5 @@ void sbpf_ring_free(struct sbpf_file *sf, struct sbpf_ring *r)
 	sbpf_ring_shutdown(r, EBADF);
 	/* The poller was the last consumer; objects may go now. */
 	sbpf_obj_detach_all(sf);
-	sbpf_ring_destroy(r, sf->uid);
+	sbpf_ring_destroy(r);
 }

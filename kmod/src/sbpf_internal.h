@@ -15,32 +15,45 @@
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "uapi/sbpf_ring.h"
 #include "sbpf_validate.h"
 
 /*
- * Memory a process asked for (rings, arenas, objects): zeroed, and a failure is ENOMEM
- * with no allocation-failure splat and no OOM kill on the requester's behalf.
+ * Memory a process asked for (rings, arenas, objects): charged to its memory cgroup,
+ * zeroed, and a failure (also at the cgroup's memory.max) is ENOMEM with no
+ * allocation-failure splat and no OOM kill on the requester's behalf.
  */
-#define SBPF_GFP_USER_MEM	(GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
+#define SBPF_GFP_USER_MEM	(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_NOWARN | \
+				 __GFP_RETRY_MAYFAIL)
 
 /* Objects one file may hold attached at once. */
 #define SBPF_MAX_ATTACHED	64
 
 /*
- * A kernel object: zeroed vmalloc memory addressed by a global id, shared by every file
- * that attaches it. Each attachment and each pread/pwrite in flight holds a reference;
- * the memory is freed one RCU grace period after the last reference goes, so a consumer
- * that found the object under rcu_read_lock() may finish its operation on it.
+ * A kernel object: zeroed memory (kmalloc up to a page, else vmalloc) addressed by a
+ * global id, shared by every file that attaches it. Each attachment and each pread/pwrite
+ * in flight holds a reference; the memory is freed one RCU grace period after the last
+ * reference goes, so a consumer that found the object under rcu_read_lock() may finish
+ * its operation on it.
  */
 struct sbpf_kobj {
 	refcount_t	ref;
-	u32		id;		/* never 0; immutable */
+	u32		id;		/* generation | index, never 0; immutable */
 	u64		size;		/* bytes, multiple of 8; immutable */
-	void		*mem;		/* vmalloc, 8-byte aligned words */
-	kuid_t		owner;		/* charged for @size until freed */
-	struct rcu_head	rcu;
+	void		*mem;		/* 8-byte aligned words */
+	kuid_t		owner;		/* charged for its cost until freed */
+	struct rcu_work	free_work;
+	struct sbpf_bpfmap *bpf;	/* a BPF map's object (bpfmap.c; mem = its values), else NULL */
+};
+
+/* What a request pins, charged to a uid (object.c). */
+struct sbpf_charge {
+	u64		bytes;
+	u32		objects;
+	u32		rings;
+	u32		pollers;
 };
 
 /* Counters of struct sbpf_stats, kept by the kernel; the shared copy is a mirror. */
@@ -101,6 +114,8 @@ struct sbpf_ring {
 
 	struct sbpf_counters ctr;
 	struct sbpf_file *sf;			/* the file it belongs to */
+	kuid_t		uid;			/* charged for it */
+	struct sbpf_charge charge;		/* what is charged now; under consume_lock */
 	pid_t		pid;			/* tgid that set it up, for debugfs */
 };
 
@@ -111,27 +126,54 @@ struct sbpf_file {
 	/* Attached objects; read under RCU by consumers, written under @lock. */
 	struct sbpf_kobj __rcu *attached[SBPF_MAX_ATTACHED];
 	struct sbpf_kobj *selected;	/* holds a reference; under @lock */
-	kuid_t		uid;		/* charged for the ring */
 	struct list_head node;		/* sbpf_files, for debugfs */
 };
 
 /* accounting and objects (object.c) */
 extern unsigned long sbpf_max_user_bytes;
-int sbpf_charge(kuid_t uid, u64 bytes);
-void sbpf_uncharge(kuid_t uid, u64 bytes);
+extern unsigned int sbpf_max_user_objects, sbpf_max_user_rings;
+extern unsigned int sbpf_max_user_pollers, sbpf_max_pollers;
+int sbpf_charge(kuid_t uid, const struct sbpf_charge *c);
+void sbpf_uncharge(kuid_t uid, const struct sbpf_charge *c);
 u64 sbpf_pinned_bytes(void);
-int sbpf_obj_create(struct sbpf_file *sf, struct sbpf_object *arg);
-int sbpf_obj_attach(struct sbpf_file *sf, struct sbpf_object *arg);
+void sbpf_objects_quiesce(void);
+unsigned int sbpf_pollers_running(void);
+u64 sbpf_vmalloc_cost(u64 size);
+int sbpf_obj_create(struct sbpf_file *sf, struct sbpf_object *arg,
+		    struct sbpf_object __user *uarg);
+int sbpf_obj_attach(struct sbpf_file *sf, struct sbpf_object *arg,
+		    struct sbpf_object __user *uarg);
 int sbpf_obj_detach(struct sbpf_file *sf, u32 id);
 int sbpf_obj_select(struct sbpf_file *sf, u32 id);
 void sbpf_obj_detach_all(struct sbpf_file *sf);
 struct sbpf_kobj *sbpf_obj_lookup_rcu(struct sbpf_file *sf, u32 id);
 struct sbpf_kobj *sbpf_obj_get_selected(struct sbpf_file *sf);
 void sbpf_obj_put(struct sbpf_kobj *obj);
+int sbpf_obj_install(struct sbpf_file *sf, struct sbpf_kobj *obj,
+		     int (*answer)(u32 id, void *ctx), void *ctx);
+void sbpf_obj_init_free(struct sbpf_kobj *obj);
+int sbpf_objects_init(void);
 void sbpf_objects_exit(void);
 
+void sbpf_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		  struct sbpf_cqe *cqe);	/* ring.c */
+
+/* BPF maps as objects (bpfmap.c) */
+struct sbpf_bpfmap;
+int sbpf_map_attach(struct sbpf_file *sf, struct sbpf_map_attach *arg,
+		    struct sbpf_map_attach __user *uarg);
+void sbpf_map_execute(const struct sbpf_sqe *sqe, struct sbpf_kobj *obj, void *arena,
+		      struct sbpf_cqe *cqe);
+u64 sbpf_map_release(struct sbpf_kobj *obj);
+
+/* who may use the device and SQPOLL (main.c) */
+extern int sbpf_sqpoll_disabled, sbpf_sqpoll_group;
+extern unsigned int sbpf_sqpoll_max_idle_ms;
+bool sbpf_allowed(int disabled, int group, int cap);
+
 /* rings (ring.c) */
-int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p);
+int sbpf_ring_setup(struct sbpf_file *sf, struct sbpf_params *p,
+		    struct sbpf_params __user *uarg);
 void sbpf_ring_free(struct sbpf_file *sf, struct sbpf_ring *r);
 void sbpf_ring_shutdown(struct sbpf_ring *r, int why);
 void sbpf_ring_wake_poller(struct sbpf_ring *r);

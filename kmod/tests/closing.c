@@ -342,12 +342,12 @@ static void full_cq_woken(enum wait_kind kind)
 	}
 	for (i = 0; i < 1000 && ring_cq_ready(&r) < 8; i++)
 		usleep(10000);
-	for (i = 0; i < 1000 && !(__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) &
-				 SBPF_SQ_NEED_WAKEUP); i++)
+	/* it has seen an entry against the full CQ (not merely been kicked), then sleeps */
+	for (i = 0; i < 1000 && ring_stats(&r).cq_full < 1; i++)
 		usleep(10000);
-	CHECK(ring_cq_ready(&r) == 8 && (*r.sq_flags & SBPF_SQ_NEED_WAKEUP),
-	      "poller not asleep on a full CQ: ready %u flags %x after %d looks, wakeups %llu",
-	      ring_cq_ready(&r), *r.sq_flags, i, (unsigned long long)ring_stats(&r).wakeups);
+	CHECK(ring_poller_asleep(&r) && ring_cq_ready(&r) == 8,
+	      "poller not asleep on a full CQ: ready %u flags %x, wakeups %llu",
+	      ring_cq_ready(&r), *r.sq_flags, (unsigned long long)ring_stats(&r).wakeups);
 	while (ring_reap(&r, &c))
 		n++;
 	t0 = now_ns();

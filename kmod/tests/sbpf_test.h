@@ -317,6 +317,29 @@ static struct sbpf_stats ring_stats(struct ring *r)
 	return s;
 }
 
+/*
+ * Whether the SQPOLL poller is asleep for good, within about ten seconds: NEED_WAKEUP
+ * holds across 20 ms with no wake-up in between. A kick still on its way to the poller
+ * clears the flag, and the poller sets it again when it goes back to sleep.
+ */
+static int ring_poller_asleep(struct ring *r)
+{
+	int i;
+
+	for (i = 0; i < 400; i++) {
+		uint64_t wakeups = ring_stats(r).wakeups;
+
+		if (__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) & SBPF_SQ_NEED_WAKEUP) {
+			usleep(20000);
+			if ((__atomic_load_n(r->sq_flags, __ATOMIC_ACQUIRE) &
+			     SBPF_SQ_NEED_WAKEUP) && ring_stats(r).wakeups == wakeups)
+				return 1;
+		}
+		usleep(5000);
+	}
+	return 0;
+}
+
 /* ---- objects and entries ---- */
 
 static uint32_t obj_create(int fd, uint64_t size)

@@ -32,10 +32,20 @@ static const struct vcase cases[] = {
 	{ "fadd", SQE(.opcode = SBPF_OP_FETCH_ADD64, .obj_id = 1, .obj_off = 8, .val = 1), 1, OK },
 	{ "cas", SQE(.opcode = SBPF_OP_CAS64, .obj_id = 1, .val = 1, .cmp = 2), 1, OK },
 	/* row 1 */
-	{ "r1-opcode7", SQE(.opcode = 7), 1, SBPF_FAULT_OPCODE },
+	{ "r1-opcode-count", SQE(.opcode = SBPF_OP_COUNT), 1, SBPF_FAULT_OPCODE },
 	{ "r1-opcode255", SQE(.opcode = 255), 1, SBPF_FAULT_OPCODE },
 	{ "r1-flags", SQE(.opcode = SBPF_OP_NOP, .flags = 1), 0, SBPF_FAULT_OPCODE },
-	{ "r1-before-r2", SQE(.opcode = 9, .resv0 = 1), 0, SBPF_FAULT_OPCODE },
+	{ "r1-before-r2", SQE(.opcode = SBPF_OP_COUNT + 2, .resv0 = 1), 0, SBPF_FAULT_OPCODE },
+	/* BPF map opcodes: key and value in the arena only, flags BPF_ANY/NOEXIST/EXIST */
+	{ "map-update", SQE(.opcode = SBPF_OP_MAP_UPDATE, .obj_id = 1, .len = 12, .val = SBPF_MAP_EXIST), 1, OK },
+	{ "map-lookup-hash", SQE(.opcode = SBPF_OP_MAP_LOOKUP, .obj_id = 1, .arena_off = ARENA - 12, .len = 12), 1, OK },
+	{ "map-delete", SQE(.opcode = SBPF_OP_MAP_DELETE, .obj_id = 1, .len = 4), 1, OK },
+	{ "map-update-flags", SQE(.opcode = SBPF_OP_MAP_UPDATE, .obj_id = 1, .len = 12, .val = 3), 1, SBPF_FAULT_RESERVED },
+	{ "map-lookup-val", SQE(.opcode = SBPF_OP_MAP_LOOKUP, .obj_id = 1, .len = 12, .val = 1), 1, SBPF_FAULT_RESERVED },
+	{ "map-objoff", SQE(.opcode = SBPF_OP_MAP_DELETE, .obj_id = 1, .obj_off = 8, .len = 4), 1, SBPF_FAULT_RESERVED },
+	{ "map-len0", SQE(.opcode = SBPF_OP_MAP_DELETE, .obj_id = 1), 1, SBPF_FAULT_LENGTH },
+	{ "map-arena", SQE(.opcode = SBPF_OP_MAP_UPDATE, .obj_id = 1, .arena_off = ARENA - 11, .len = 12), 1, SBPF_FAULT_BOUNDS },
+	{ "map-no-object", SQE(.opcode = SBPF_OP_MAP_LOOKUP, .obj_id = 2, .len = 12), 0, SBPF_FAULT_OBJECT },
 	/* row 2 */
 	{ "r2-resv0", SQE(.opcode = SBPF_OP_NOP, .resv0 = 1), 0, SBPF_FAULT_RESERVED },
 	{ "r2-resv1", SQE(.opcode = SBPF_OP_LOAD64, .obj_id = 1, .resv1 = 1), 1, SBPF_FAULT_RESERVED },

@@ -10,7 +10,7 @@
 #   VMTEST_RUST_BINS  space-separated static (musl) executables to run in the guest with
 #                     SBPF_RING_BACKEND=kernel; each is a test "rust:<basename>"
 #   VMTEST_TIMEOUT    seconds one boot may take (default 900)
-#   VMTEST_TESTS      the C tests to run (default: functional closing shared hostile killed bench)
+#   VMTEST_TESTS      the C tests to run (default: functional closing limits shared hostile killed bench bpfmap)
 #   VMTEST_INJECT_FAIL=test|oops|nomarker  make the guest fail on purpose (a FAIL marker,
 #                     a WARNING in the kernel log, no final summary), to check that the
 #                     harness exits non-zero
@@ -154,7 +154,7 @@ trap cleanup EXIT
 log "building the C tests"
 make -s -C "$kmod" selftest >/dev/null || die "the validation self-test failed (make -C kmod selftest)"
 make -s -C "$kmod" tests || die "building the C tests failed"
-read -r -a tests <<<"${VMTEST_TESTS:-functional closing shared hostile killed bench}"
+read -r -a tests <<<"${VMTEST_TESTS:-functional closing limits shared hostile killed bench bpfmap}"
 for t in "${tests[@]}"; do
 	[ -x "$kmod/tests/bin/$t" ] || die "missing test binary $t"
 done
@@ -221,7 +221,13 @@ i=0; while [ ! -e /tmp/holding ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); do
 if rmmod sbpf_ring 2>/dev/null; then mark "rmmod_busy FAIL unloaded with a ring open"
 else mark "rmmod_busy PASS"; fi
 kill -9 $holder; wait $holder 2>/dev/null
-pinned1=$(cat /sys/module/sbpf_ring/parameters/pinned_bytes 2>/dev/null)
+# Objects are uncharged once freed, a grace period after their last holder: wait up to 5 s.
+i=0
+while :; do
+	pinned1=$(cat /sys/module/sbpf_ring/parameters/pinned_bytes 2>/dev/null)
+	[ "$pinned1" = "$pinned0" ] || [ $i -ge 50 ] && break
+	sleep 0.1; i=$((i+1))
+done
 if [ "$pinned1" = "$pinned0" ]; then mark "pinned_bytes_final PASS"
 else mark "pinned_bytes_final FAIL $pinned1 != $pinned0"; fi
 cat /sys/kernel/debug/sbpf_ring/rings

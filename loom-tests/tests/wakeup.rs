@@ -87,7 +87,7 @@ fn handshake<S: Sleep>(sleeper: fn() -> S) {
             }
             let head = consumer.head;
             let ready = || sq.is_published(head);
-            if sq.prepare_sleep(ready) {
+            if sq.prepare_sleep(false, ready) {
                 sleeper.sleep(&ready);
                 sq.clear_wakeup();
             }
@@ -137,7 +137,7 @@ fn full_cq_sleep<S: Sleep>(sleeper: fn() -> S) {
                     assert_eq!(cqe.user_data, entry(0, head).user_data);
                     head += 1;
                     cq.release(head);
-                    if cq.after_release(&sq) {
+                    if cq.after_release(&sq, sbpf_ring::abi::SQ_CQ_FULL) {
                         sleeper.kick();
                     }
                 }
@@ -163,7 +163,8 @@ fn full_cq_sleep<S: Sleep>(sleeper: fn() -> S) {
                 }
             }
             let ready = || sq.is_published(head) && cq.room(cq_tail) > 0;
-            if sq.prepare_sleep(ready) {
+            let cq_full = cq.room(cq_tail) == 0;
+            if sq.prepare_sleep(cq_full, ready) {
                 sleeper.sleep(&ready);
                 sq.clear_wakeup();
             }

@@ -62,6 +62,12 @@ pub const SETUP_FLAGS_ALL: u32 = SETUP_SQPOLL | SETUP_CQSIZE;
 /// (the ENTER ioctl with [`ENTER_SQ_WAKEUP`]).
 pub const SQ_NEED_WAKEUP: u32 = 1 << 0;
 
+/// SQ flag set, with [`SQ_NEED_WAKEUP`], by a local poller that sleeps because published
+/// entries wait for a completion slot: the completion consumer must wake it after making
+/// room. Only the local backend sets it; the module wakes such a poller itself from
+/// `poll()` and ENTER with GETEVENTS, and the consumer kicks it on [`SQ_NEED_WAKEUP`].
+pub const SQ_CQ_FULL: u32 = 1 << 1;
+
 /// ENTER flag: wake the poller thread (SQPOLL rings).
 pub const ENTER_SQ_WAKEUP: u32 = 1 << 0;
 /// ENTER flag: after submitting, wait until `min_complete` completions are available.
@@ -87,9 +93,25 @@ pub mod opcode {
     /// Atomically replaces the aligned word at `obj_off` by `val` if it equals `cmp`;
     /// `value` holds the old word, `result` is 1 if the swap happened and 0 if not.
     pub const CAS64: u8 = 6;
+    /// BPF maps: inserts or replaces the element whose key is at `arena_off`, with the value
+    /// that follows the key; `len` is key size plus value size, `val` the flags
+    /// ([`super::MAP_ANY`], [`super::MAP_NOEXIST`], [`super::MAP_EXIST`]).
+    pub const MAP_UPDATE: u8 = 7;
+    /// BPF maps: copies the value of the element whose key is at `arena_off` into the arena
+    /// right after the key; `len` is key size plus value size. `-ENOENT` when absent.
+    pub const MAP_LOOKUP: u8 = 8;
+    /// BPF maps: deletes the element whose key is at `arena_off`; `len` is the key size.
+    pub const MAP_DELETE: u8 = 9;
     /// One past the largest opcode.
-    pub const COUNT: u8 = 7;
+    pub const COUNT: u8 = 10;
 }
+
+/// MAP_UPDATE flag: create the element or replace it (`BPF_ANY`).
+pub const MAP_ANY: u64 = 0;
+/// MAP_UPDATE flag: create only; `-EEXIST` if it exists (`BPF_NOEXIST`).
+pub const MAP_NOEXIST: u64 = 1;
+/// MAP_UPDATE flag: replace only; `-ENOENT` if absent (`BPF_EXIST`).
+pub const MAP_EXIST: u64 = 2;
 
 /// A submission entry: 64 bytes, one per slot of the submission ring.
 ///
@@ -116,7 +138,7 @@ pub struct Sqe {
     pub resv1: u32,
     /// Opaque to the kernel; copied into the completion.
     pub user_data: u64,
-    /// Operand: STORE64 value, FETCH_ADD64 addend, CAS64 new value.
+    /// Operand: STORE64 value, FETCH_ADD64 addend, CAS64 new value, MAP_UPDATE flags.
     pub val: u64,
     /// CAS64 expected value.
     pub cmp: u64,
@@ -198,7 +220,8 @@ pub struct Params {
     /// In: [`SETUP_SQPOLL`], [`SETUP_CQSIZE`].
     pub flags: u32,
     /// In: with [`SETUP_SQPOLL`], how long the poller spins without work before it sleeps
-    /// (0 picks the default).
+    /// (0 picks the default). Out: the spin in force (the module clamps it to its
+    /// `sqpoll_max_idle_ms`), 0 without [`SETUP_SQPOLL`].
     pub sq_idle_ms: u32,
     /// In: data arena size in bytes, a multiple of 4096, at most [`MAX_ARENA_SIZE`].
     pub arena_size: u64,
@@ -242,6 +265,35 @@ pub struct ObjectArg {
     pub flags: u32,
     /// Create: in, bytes, a multiple of 8 up to [`MAX_OBJECT_SIZE`]. Attach: out.
     pub size: u64,
+}
+
+/// Argument of the MAP_ATTACH ioctl: attaches a BPF map, by fd, as an object of the ring.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapAttach {
+    /// In: a BPF map's file descriptor. Its open mode decides the rights (a read-only fd
+    /// gives no write right).
+    pub fd: i32,
+    /// In: reserved, must be zero.
+    pub flags: u32,
+    /// Out: the object id.
+    pub id: u32,
+    /// Out: the map's type (`BPF_MAP_TYPE_*`).
+    pub map_type: u32,
+    /// Out: key size in bytes.
+    pub key_size: u32,
+    /// Out: value size in bytes.
+    pub value_size: u32,
+    /// Out: the map's `max_entries`.
+    pub max_entries: u32,
+    /// Out: [`crate::validate::rights`] bits the fd grants.
+    pub rights: u32,
+    /// Out: bytes that READ, WRITE and the word operations address: array maps
+    /// `max_entries` times the value size rounded up to 8 (the values as the map lays them
+    /// out, and as `mmap` shows them); 0 for hash maps.
+    pub size: u64,
+    /// Reserved.
+    pub resv: [u64; 2],
 }
 
 /// Argument of the one-request-per-system-call ioctl (the baseline path): the kernel
@@ -290,7 +342,7 @@ pub struct Stats {
 pub mod ioctl {
     use core::mem::size_of;
 
-    use super::{Enter, ObjectArg, Params, Stats, SyncOp};
+    use super::{Enter, MapAttach, ObjectArg, Params, Stats, SyncOp};
 
     /// The ioctl type byte of this device.
     pub const MAGIC: u32 = 0xBF;
@@ -322,6 +374,9 @@ pub mod ioctl {
     /// further entry (sq head names the first one never consumed), every waiter is woken,
     /// and ENTER fails with `ESHUTDOWN` unless GETEVENTS finds `min_complete` ready.
     pub const SHUTDOWN: u32 = ioc(0, 8, 0);
+    /// `_IOWR(0xBF, 16, struct sbpf_map_attach)`: attach a BPF map by fd as an object
+    /// (detached with [`OBJ_DETACH`]).
+    pub const MAP_ATTACH: u32 = ioc(READ | WRITE, 16, size_of::<MapAttach>());
 }
 
 /// Ring-region offset of the SQ head.
@@ -423,6 +478,9 @@ const _: () = {
     assert!(offset_of!(Enter, timeout_ns) == 16);
     assert!(size_of::<ObjectArg>() == 16);
     assert!(size_of::<SyncOp>() == 96);
+    assert!(size_of::<MapAttach>() == 56);
+    assert!(offset_of!(MapAttach, rights) == 28);
+    assert!(offset_of!(MapAttach, size) == 32);
     assert!(offset_of!(SyncOp, cqe) == 64);
     assert!(size_of::<Stats>() == 128);
     assert!(offset_of!(Stats, wakeups) == 64);

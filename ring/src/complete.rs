@@ -147,7 +147,9 @@ impl CompletionQueue {
         self.len() == 0
     }
 
-    /// The next completion, if one is ready.
+    /// The next completion, if one is ready. Hands its slot back at once, which costs a
+    /// full fence (the full-CQ handshake); [`CompletionQueue::iter`] hands back a whole
+    /// batch with one.
     pub fn pop(&mut self) -> Option<Completion> {
         let cq = self.handle.inner().region.cq();
         if cq.available() == self.head {
@@ -183,7 +185,8 @@ impl CompletionQueue {
         cq.release(self.head);
         // A kernel asleep because the CQ was full must see the room: the full-CQ handshake
         // (a fence, then NEED_WAKEUP), once per release, so per batch with `iter`.
-        if cq.after_release(&inner.region.sq()) {
+        let sq = inner.region.sq();
+        if cq.after_release(&sq, inner.cq_full_flag()) && inner.worth_kicking(&sq) {
             inner.kick();
         }
     }
@@ -196,7 +199,8 @@ impl CompletionQueue {
     pub fn wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<usize, Error> {
         let inner = self.handle.inner();
         let min = min.min(inner.region.cq().entries() as usize);
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        // A timeout too far to represent is no timeout.
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         // Spin for up to `wait_spin` before blocking: a consumer that blocks makes the
         // poller pay a futex wake-up on every pass, which costs more than the passes
         // themselves. The clock is read every `CLOCK_EVERY` looks and the core is yielded
@@ -241,7 +245,9 @@ impl CompletionQueue {
                 while self.len() < min && !local.finished() {
                     // The poller may sleep on a full CQ we have since drained (the handshake
                     // of `release`, again: it costs a fence only on this blocking path).
-                    if inner.region.cq().after_release(&sq) {
+                    if inner.region.cq().after_release(&sq, inner.cq_full_flag())
+                        && inner.worth_kicking(&sq)
+                    {
                         inner.kick();
                     }
                     let left = match deadline {
@@ -258,7 +264,9 @@ impl CompletionQueue {
             }
             Backend::Kernel(kernel) => loop {
                 let mut flags = abi::ENTER_GETEVENTS;
-                if sq.needs_wakeup() {
+                // A poller asleep with nothing to take needs no wake-up (and one asleep on a
+                // full CQ is woken by GETEVENTS itself).
+                if sq.needs_wakeup() && sq.pending() {
                     flags |= abi::ENTER_SQ_WAKEUP;
                 }
                 let to_submit = if kernel.sqpoll() { 0 } else { sq.entries() };

@@ -3,13 +3,15 @@
 use std::{
     fs::{File, OpenOptions},
     io,
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, BorrowedFd},
     path::Path,
     time::Duration,
 };
 
 use crate::{
-    abi::{self, ioctl, Enter, ObjectArg, Params, Stats, SyncOp},
+    abi::{self, ioctl, Enter, MapAttach, ObjectArg, Params, Stats, SyncOp},
+    bpf::MapInfo,
+    bpfmap::{BpfMapObject, MapPath},
     region::{Bytes, RingRegion},
     Cqe, Error, ObjectId, Sqe,
 };
@@ -129,6 +131,52 @@ impl Kernel {
 
     pub(crate) fn select_object(&self, id: ObjectId) -> Result<(), Error> {
         self.object_ioctl(ioctl::OBJ_SELECT, id.0, 0).map(|_| ())
+    }
+
+    /// MAP_ATTACH: the module takes a reference on the map behind `fd`.
+    pub(crate) fn attach_bpf_map(&self, fd: BorrowedFd<'_>) -> Result<BpfMapObject, Error> {
+        let mut arg = MapAttach {
+            fd: fd.as_raw_fd(),
+            ..MapAttach::default()
+        };
+        ioctl_arg(&self.file, ioctl::MAP_ATTACH, &mut arg).map_err(|e| match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP) => Error::UnsupportedMap(
+                "the module refuses this map: per-CPU or other unsupported type, or values \
+                 with spin locks, timers or kernel pointers"
+                    .into(),
+            ),
+            Some(libc::EBADF) | Some(libc::EINVAL) => Error::Bpf {
+                what: "not a BPF map fd",
+                source: e,
+            },
+            Some(libc::ENOTTY) => Error::Bpf {
+                what: "the loaded module predates MAP_ATTACH",
+                source: e,
+            },
+            Some(libc::ENOSPC) => Error::TooManyObjects(crate::validate::MAX_LIMIT_OBJECTS),
+            _ => Error::Bpf {
+                what: "MAP_ATTACH ioctl",
+                source: e,
+            },
+        })?;
+        // The module answers the shape; the map's id and flags come from bpf() when this
+        // process may ask.
+        let info = crate::bpf::map_info(fd).unwrap_or(MapInfo {
+            map_type: arg.map_type,
+            id: 0,
+            key_size: arg.key_size,
+            value_size: arg.value_size,
+            max_entries: arg.max_entries,
+            map_flags: 0,
+            btf_value_type_id: 0,
+        });
+        Ok(BpfMapObject {
+            id: ObjectId(arg.id),
+            info,
+            rights: arg.rights,
+            size: arg.size,
+            path: MapPath::Kernel,
+        })
     }
 
     pub(crate) fn sync_op(&self, sqe: &Sqe) -> io::Result<Cqe> {

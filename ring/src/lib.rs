@@ -160,8 +160,9 @@
 //!   then stops: the local backend's poller thread exits; on the kernel backend the module
 //!   is told to stop (its poller exits, ENTER consumes nothing more), and entries it never
 //!   took are handed back in the [`ShutdownReport`];
-//! - every thread in [`CompletionQueue::wait`] returns at once, with the completions that
-//!   did arrive or [`Error::Closed`]; completions already posted stay readable;
+//! - a thread in [`CompletionQueue::wait`] returns as soon as the consumer has finished
+//!   what was published before the close: with the completions it waited for, or
+//!   [`Error::Closed`]; completions already posted stay readable;
 //! - every caller of the [`Dispatcher`] (parked, leading, or waiting for room) and every
 //!   pending future returns its result if it arrived, else [`Error::Closed`];
 //! - the memory (mappings, the device file, objects held by this ring) lives until the
@@ -182,6 +183,10 @@
 pub mod abi;
 #[cfg(not(loom))]
 mod arena;
+#[cfg(not(loom))]
+pub mod bpf;
+#[cfg(not(loom))]
+mod bpfmap;
 #[cfg(not(loom))]
 mod buffers;
 #[cfg(not(loom))]
@@ -210,6 +215,8 @@ mod wakeup;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, OutOfBounds};
+#[cfg(not(loom))]
+pub use bpfmap::{BpfMapObject, MapPath};
 #[cfg(not(loom))]
 pub use buffers::{ArenaBuf, BufferPool};
 #[cfg(not(loom))]

@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     io,
+    os::fd::BorrowedFd,
     sync::{Arc, Mutex, OnceLock, Weak},
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -13,10 +14,11 @@ use std::{
 use crate::{
     abi::{opcode, Cqe, Sqe, Stats},
     arena::copy,
+    bpfmap::{BpfMapObject, LocalMap},
     protocol::Event,
     region::{Bytes, STATS_WORDS},
     sync::{AtomicBool, AtomicU64, Ordering},
-    validate::{check_entry, Fault, MAX_LIMIT_OBJECTS},
+    validate::{check_entry, needed_rights, rights, Fault, MAX_LIMIT_OBJECTS},
     Error, Inner, ObjectId,
 };
 
@@ -51,10 +53,12 @@ pub enum IdlePolicy {
 }
 
 impl Default for IdlePolicy {
+    /// Adaptive from 20 µs to 200 µs (the kernel's halt-polling spins up to 200 µs too):
+    /// requests less than 200 µs apart find the poller awake.
     fn default() -> Self {
         IdlePolicy::Adaptive {
-            min: Duration::from_micros(50),
-            max: Duration::from_millis(2),
+            min: Duration::from_micros(20),
+            max: Duration::from_micros(200),
         }
     }
 }
@@ -72,26 +76,44 @@ impl IdlePolicy {
     fn next(self, window: Duration, slept: Duration) -> Duration {
         match self {
             IdlePolicy::Fixed(d) => d,
-            IdlePolicy::Adaptive { min, max } if slept <= max => (window * 2).clamp(min, max),
-            IdlePolicy::Adaptive { min, max } => (window / 2).clamp(min, max),
+            // Grows from at least 1 µs, so a window of zero can grow too.
+            IdlePolicy::Adaptive { min, max } if slept <= max => window
+                .max(Duration::from_micros(1))
+                .saturating_mul(2)
+                .clamp(min, max.max(min)),
+            IdlePolicy::Adaptive { min, max } => (window / 2).clamp(min, max.max(min)),
         }
     }
 }
 
-/// A user-space object: 8-byte words, so word operations are real atomics.
+/// A user-space object: 8-byte words, so word operations are real atomics; or an
+/// attached BPF map ([`LocalMap`]), whose words are the mapped values of an mmapable array.
 #[derive(Debug)]
 pub(crate) struct LocalObject {
     pub(crate) id: u32,
     words: Box<[AtomicU64]>,
+    map: Option<LocalMap>,
 }
 
 impl LocalObject {
     fn size(&self) -> u64 {
-        self.words.len() as u64 * 8
+        match &self.map {
+            Some(m) => m.object.size,
+            None => self.words.len() as u64 * 8,
+        }
     }
 
+    fn rights(&self) -> u32 {
+        self.map.as_ref().map_or(rights::ALL, |m| m.object.rights)
+    }
+
+    /// The first byte of the words: 8-aligned, `size()` bytes, accessed only atomically
+    /// (a map's mapping is page-aligned, its values a whole number of words apart).
     fn base(&self) -> *mut u8 {
-        self.words.as_ptr().cast_mut().cast::<u8>()
+        match self.map.as_ref().and_then(LocalMap::values) {
+            Some(values) => values,
+            None => self.words.as_ptr().cast_mut().cast::<u8>(),
+        }
     }
 }
 
@@ -207,7 +229,11 @@ impl Local {
             reg.0 += 1;
             let id = reg.0;
             let words = (0..size / 8).map(|_| AtomicU64::new(0)).collect();
-            let object = Arc::new(LocalObject { id, words });
+            let object = Arc::new(LocalObject {
+                id,
+                words,
+                map: None,
+            });
             reg.1.insert(id, Arc::downgrade(&object));
             object
         };
@@ -226,6 +252,27 @@ impl Local {
         let size = object.size();
         self.attach(object)?;
         Ok(size)
+    }
+
+    /// Attaches the BPF map behind `fd` under a new id (not shared with other rings: the
+    /// fd is this process's permission).
+    pub(crate) fn attach_bpf_map(&self, fd: BorrowedFd<'_>) -> Result<BpfMapObject, Error> {
+        if self.objects.lock().unwrap_or_else(|e| e.into_inner()).len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let id = {
+            let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+            reg.0 += 1;
+            reg.0
+        };
+        let map = LocalMap::attach(fd, id)?;
+        let info = map.object;
+        self.attach(Arc::new(LocalObject {
+            id,
+            words: Box::new([]),
+            map: Some(map),
+        }))?;
+        Ok(info)
     }
 
     fn attach(&self, object: Arc<LocalObject>) -> Result<(), Error> {
@@ -320,6 +367,12 @@ impl<'a> Poller<'a> {
         }
     }
 
+    /// Whether the attached objects changed since this poller's copy.
+    fn objects_stale(&self) -> bool {
+        // Acquire pairs with the release increments in `attach`/`detach_object`.
+        self.local.objects_gen.load(Ordering::Acquire) != self.objects_gen
+    }
+
     fn refresh_objects(&mut self) {
         // Acquire pairs with the release increments in `attach`/`detach_object`.
         let gen = self.local.objects_gen.load(Ordering::Acquire);
@@ -384,11 +437,14 @@ impl<'a> Poller<'a> {
             user_data: sqe.user_data,
             ..Cqe::default()
         };
-        let object = self
-            .objects
-            .binary_search_by_key(&sqe.obj_id, |o| o.id)
-            .ok()
-            .map(|i| &self.objects[i]);
+        let mut found = self.objects.binary_search_by_key(&sqe.obj_id, |o| o.id);
+        if found.is_err() && self.objects_stale() {
+            // Attached after this pass refreshed its copy (and before the entry was
+            // published, so the acquire of its `seq` made the attachment visible).
+            self.refresh_objects();
+            found = self.objects.binary_search_by_key(&sqe.obj_id, |o| o.id);
+        }
+        let object = found.ok().map(|i| &self.objects[i]);
         let arena = &self.inner.arena;
         if let Err(fault) = check_entry(sqe, arena.len(), |_| object.map(|o| o.size())) {
             self.counters.reject(fault);
@@ -398,7 +454,26 @@ impl<'a> Poller<'a> {
         let Some(object) = object else {
             return cqe; // NOP: nothing to do.
         };
-        let word = || &object.words[(sqe.obj_off / 8) as usize];
+        let needed = needed_rights(sqe.opcode);
+        if object.rights() & needed != needed {
+            // A plain object is no map; a map's fd did not grant the write.
+            cqe.res = if needed & rights::MAP != 0 && object.rights() & rights::MAP == 0 {
+                -libc::EOPNOTSUPP
+            } else {
+                -libc::EPERM
+            };
+            return cqe;
+        }
+        if let Some(map) = &object.map {
+            if sqe.opcode >= opcode::MAP_UPDATE || map.values().is_none() {
+                map.execute(sqe, arena, &mut cqe);
+                return cqe;
+            }
+        }
+        let base = object.base();
+        // SAFETY: `obj_off` is 8-aligned and `obj_off + 8 <= size` (validated), and the
+        // object's words are accessed only atomically.
+        let word = || unsafe { &*base.add(sqe.obj_off as usize).cast::<AtomicU64>() };
         match sqe.opcode {
             opcode::READ | opcode::WRITE => {
                 let len = sqe.len as usize;
@@ -407,7 +482,7 @@ impl<'a> Poller<'a> {
                     unreachable!("validated arena range")
                 };
                 // SAFETY: `obj_off + len <= size` (validated), so the range is in the object.
-                let obj_ptr = unsafe { object.base().add(sqe.obj_off as usize) };
+                let obj_ptr = unsafe { base.add(sqe.obj_off as usize) };
                 // SAFETY: both ranges are in bounds (validated) and shared memory accessed
                 // only atomically.
                 unsafe {
@@ -441,9 +516,19 @@ impl<'a> Poller<'a> {
     /// The poller's life: consume, and after its idle window without work, sleep with
     /// NEED_WAKEUP.
     fn run(mut self) -> Vec<Sqe> {
-        let returned = self.serve();
-        self.local.finish();
-        returned
+        // Even if serving panics (a bug), no waiter may wait forever for this thread.
+        struct Finish<'a>(&'a Inner);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    // Producers are told the ring is closed instead of filling it.
+                    self.0.gate.close(&self.0.region.sq());
+                }
+                self.0.local().finish();
+            }
+        }
+        let _finish = Finish(self.inner);
+        self.serve()
     }
 
     fn serve(&mut self) -> Vec<Sqe> {
@@ -500,11 +585,18 @@ impl<'a> Poller<'a> {
                     || local.objects_gen.load(Ordering::Acquire) != gen
                     || (sq.is_published(head) && cq.room(cq_tail) > 0)
             };
-            if sq.prepare_sleep(ready) {
+            // Published entries that wait only for a completion slot: the consumer must
+            // wake us when it makes room.
+            let cq_full = sq.is_published(head) && cq.room(cq_tail) == 0;
+            if sq.prepare_sleep(cq_full, ready) {
                 let slept = Instant::now();
                 local.sq_event.wait(ready, None);
                 sq.clear_wakeup();
-                window = local.idle.next(window, slept.elapsed());
+                // Only a wake-up that found an entry measures the gap between requests; a
+                // kick that found nothing says nothing about the load.
+                if sq.is_published(head) {
+                    window = local.idle.next(window, slept.elapsed());
+                }
                 self.counters.0.wakeups += 1;
                 self.counters.mirror(self.inner.region.stats_words());
             }

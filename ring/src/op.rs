@@ -109,3 +109,20 @@ builder!(
     /// the value holds the old word, the result is 1 if the swap happened.
     Cas64, opcode::CAS64, (obj: crate::ObjectId => obj_id, obj_off: u64 => obj_off, expected: u64 => cmp, new: u64 => val)
 );
+builder!(
+    /// BPF maps: inserts or replaces an element. The key is at `arena_off` and the value
+    /// right after it; `len` is the map's key size plus its value size; `flags` is
+    /// [`crate::abi::MAP_ANY`], [`crate::abi::MAP_NOEXIST`] or [`crate::abi::MAP_EXIST`].
+    MapUpdate, opcode::MAP_UPDATE, (obj: crate::ObjectId => obj_id, arena_off: u64 => arena_off, len: u32 => len, flags: u64 => val)
+);
+builder!(
+    /// BPF maps: copies the value of the element whose key is at `arena_off` into the arena
+    /// right after the key; `len` is the key size plus the value size. The result is the
+    /// value size, or `-ENOENT` when there is no such element.
+    MapLookup, opcode::MAP_LOOKUP, (obj: crate::ObjectId => obj_id, arena_off: u64 => arena_off, len: u32 => len)
+);
+builder!(
+    /// BPF maps: deletes the element whose key is at `arena_off`; `len` is the key size.
+    /// `-ENOENT` when there is no such element; array maps refuse it (`-EINVAL`), as BPF does.
+    MapDelete, opcode::MAP_DELETE, (obj: crate::ObjectId => obj_id, arena_off: u64 => arena_off, len: u32 => len)
+);

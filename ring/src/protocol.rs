@@ -7,7 +7,7 @@
 use core::{mem::MaybeUninit, ptr};
 
 use crate::{
-    abi::{Cqe, Sqe, SQ_NEED_WAKEUP},
+    abi::{Cqe, Sqe, SQ_CQ_FULL, SQ_NEED_WAKEUP},
     sync::{fence, spin_loop, AtomicU32, AtomicU64, Condvar, Mutex, Ordering, UnsafeCell},
 };
 
@@ -222,9 +222,11 @@ impl<'a> SqView<'a> {
     ///
     /// # Safety
     ///
-    /// The caller reserved `pos` (by [`SqView::reserve`] or [`SqView::reserve_single`]) and
-    /// has not published it yet: no other thread writes or reads that slot's body now.
-    /// Safe code cannot break this, so it cannot call `write`:
+    /// No other thread accesses the body of `pos`'s slot until this entry is published:
+    /// the caller holds the reservation of `pos` (from [`SqView::reserve`], or from
+    /// [`SqView::reserve_single`] with no other producer on the ring) and has not published
+    /// it, and the consumer has released the slot. Two threads that both believed so would
+    /// race on the body, so safe code cannot call `write`:
     ///
     /// ```compile_fail,E0133
     /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
@@ -287,6 +289,15 @@ impl<'a> SqView<'a> {
         self.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
     }
 
+    /// Whether positions were reserved that the consumer has not taken yet: a hint, for a
+    /// completion consumer deciding whether a sleeping kernel has anything to do.
+    #[inline]
+    pub fn pending(&self) -> bool {
+        // Relaxed: a hint; a stale answer costs one kick too many or one that the producer's
+        // own handshake (`after_publish`) makes anyway.
+        self.tail.load(Ordering::Relaxed) != self.head.load(Ordering::Relaxed)
+    }
+
     /// Producer taking over the tail alone (a single-producer handle): the next position
     /// to reserve, and the consumer's head to start its cache from.
     pub fn positions(&self) -> (u32, u32) {
@@ -317,8 +328,9 @@ impl<'a> SqView<'a> {
     ///
     /// # Safety
     ///
-    /// The caller is the ring's one consumer and `head` its private head, not yet handed
-    /// back by [`SqView::release`]: no producer can have reserved that slot again.
+    /// The caller is the ring's only consumer (no other thread calls `peek` or
+    /// [`SqView::release`] on this ring) and `head` its private head, not yet released: so
+    /// no producer can have reserved that slot again while it is copied.
     ///
     /// ```compile_fail,E0133
     /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
@@ -360,12 +372,19 @@ impl<'a> SqView<'a> {
             .store(head, ordering!("sq_head_release", Release => Relaxed));
     }
 
-    /// Consumer, before sleeping: sets NEED_WAKEUP, issues the full barrier, and looks once
-    /// more. Returns `true` if it may sleep; `false` (flag cleared) if `work_ready` found
-    /// something after all.
-    pub fn prepare_sleep(&self, work_ready: impl FnOnce() -> bool) -> bool {
-        self.flags.fetch_or(SQ_NEED_WAKEUP, Ordering::Relaxed);
-        // SeqCst fence pairs with the producer's in `after_publish`.
+    /// Consumer, before sleeping: sets NEED_WAKEUP (and [`SQ_CQ_FULL`] when `cq_full`: it
+    /// sleeps because published entries wait for a completion slot), issues the full
+    /// barrier, and looks once more. Returns `true` if it may sleep; `false` (flags
+    /// cleared) if `work_ready` found something after all.
+    pub fn prepare_sleep(&self, cq_full: bool, work_ready: impl FnOnce() -> bool) -> bool {
+        let flags = if cq_full {
+            SQ_NEED_WAKEUP | SQ_CQ_FULL
+        } else {
+            SQ_NEED_WAKEUP
+        };
+        self.flags.fetch_or(flags, Ordering::Relaxed);
+        // SeqCst fence pairs with the producer's in `after_publish`, and with the completion
+        // consumer's in `CqView::after_release`.
         fence(ordering!("prepare_sleep", SeqCst => AcqRel));
         if work_ready() {
             self.clear_wakeup();
@@ -375,10 +394,11 @@ impl<'a> SqView<'a> {
         }
     }
 
-    /// Consumer, awake again: clears NEED_WAKEUP.
+    /// Consumer, awake again: clears NEED_WAKEUP and [`SQ_CQ_FULL`].
     pub fn clear_wakeup(&self) {
         // Relaxed: a producer that still sees the flag only kicks once too often.
-        self.flags.fetch_and(!SQ_NEED_WAKEUP, Ordering::Relaxed);
+        self.flags
+            .fetch_and(!(SQ_NEED_WAKEUP | SQ_CQ_FULL), Ordering::Relaxed);
     }
 }
 
@@ -423,9 +443,10 @@ impl<'a> CqView<'a> {
     ///
     /// # Safety
     ///
-    /// The caller is the ring's one completion producer, `tail` its private tail, and
-    /// [`CqView::room`] at that tail was non-zero: the consumer is done with the slot and
-    /// no one else writes it.
+    /// The caller is the ring's only completion producer (no other thread writes or
+    /// publishes this CQ), `tail` its private tail, and [`CqView::room`] at that tail was
+    /// non-zero by a head that only the one consumer moves: so no one else accesses the
+    /// slot.
     ///
     /// ```compile_fail,E0133
     /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
@@ -460,9 +481,9 @@ impl<'a> CqView<'a> {
     ///
     /// # Safety
     ///
-    /// The caller is the ring's one completion consumer, and `pos` lies in `[head, tail)`
-    /// for its private head (not yet released) and a tail it loaded with
-    /// [`CqView::available`].
+    /// The caller is the ring's only completion consumer (no other thread reads or releases
+    /// this CQ), and `pos` lies in `[head, tail)` for its private head (not yet released)
+    /// and a tail it loaded with [`CqView::available`] from the one completion producer.
     ///
     /// ```compile_fail,E0133
     /// let rings = sbpf_ring::region::HeapRings::new(2, 1);
@@ -493,14 +514,16 @@ impl<'a> CqView<'a> {
     }
 
     /// Consumer, after [`CqView::release`]: the full barrier of the full-CQ handshake, then
-    /// whether the kernel sleeps (NEED_WAKEUP in `sq`) and must be kicked to see the room.
+    /// whether the kernel sleeps and must be kicked to see the room: whether any of `flags`
+    /// is set in `sq` ([`SQ_CQ_FULL`] for a poller that sets it; [`SQ_NEED_WAKEUP`] for one
+    /// that does not say why it sleeps).
     #[inline]
-    pub fn after_release(&self, sq: &SqView<'_>) -> bool {
+    pub fn after_release(&self, sq: &SqView<'_>, flags: u32) -> bool {
         // SeqCst fence pairs with the one in `SqView::prepare_sleep` (Dekker): a kernel that
         // sleeps because the CQ was full either sees our new `head` in its re-check of
         // `room`, or we see its NEED_WAKEUP here.
         fence(ordering!("after_release", SeqCst => AcqRel));
-        sq.flags.load(Ordering::Relaxed) & SQ_NEED_WAKEUP != 0
+        sq.flags.load(Ordering::Relaxed) & flags != 0
     }
 }
 
@@ -567,8 +590,23 @@ impl Gate {
 
     /// Closer: refuses new reservations and returns the final tail: every position before it
     /// was reserved by a producer that will publish it, and none after it is ever published.
+    /// Idempotent: a later (or concurrent) call returns the first call's final tail.
     pub fn close(&self, sq: &SqView<'_>) -> u32 {
-        self.closed.store(1, Ordering::Relaxed);
+        // Relaxed: only which closer wins matters; the fence below orders the store.
+        if self
+            .closed
+            .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            loop {
+                // Acquire pairs with the release store below, in the first closer.
+                let final_tail = self.final_tail.load(Ordering::Acquire);
+                if final_tail != u64::MAX {
+                    return final_tail as u32;
+                }
+                spin_loop();
+            }
+        }
         // SeqCst fence pairs with the producers' in `admit`.
         fence(ordering!("gate_close", SeqCst => AcqRel));
         let tail = sq.tail.load(Ordering::Relaxed);

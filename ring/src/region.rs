@@ -311,8 +311,8 @@ pub struct HeapRings {
 
 // SAFETY: shared access gives out only `SqView`/`CqView`. Their safe operations touch
 // nothing but atomics; every access to a slot's cell is an `unsafe fn` (`write`, `peek`,
-// `read`) whose caller promises the ordering contract's exclusive use of that slot, so
-// no safe code can race on a cell.
+// `read`) whose caller promises that no other thread accesses that slot's body meanwhile,
+// so safe code alone cannot race on a cell.
 unsafe impl Sync for HeapRings {}
 
 impl HeapRings {

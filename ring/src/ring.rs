@@ -2,6 +2,7 @@
 
 use std::{
     fmt, io,
+    os::fd::AsFd,
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
@@ -12,6 +13,7 @@ use std::{
 use crate::{
     abi::{self, Params, Stats},
     arena::{Arena, SharedMemory},
+    bpfmap::BpfMapObject,
     complete::CompletionQueue,
     kernel::{self, Kernel},
     local::{IdlePolicy, Local},
@@ -76,6 +78,17 @@ pub enum Error {
         /// Why.
         rejection: crate::Rejection,
     },
+    /// A BPF map could not be attached or reached.
+    #[error("BPF map: {what}: {source}")]
+    Bpf {
+        /// What was being done, or what is wrong with the fd.
+        what: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The map's type or value layout cannot be an object.
+    #[error("BPF map not supported: {0}")]
+    UnsupportedMap(String),
     /// `SBPF_RING_BACKEND` names no backend.
     #[error("SBPF_RING_BACKEND={0:?} names no backend (use local or kernel)")]
     UnknownBackend(String),
@@ -185,9 +198,10 @@ impl RingBuilder {
     }
 
     /// How long the poller spins without work before it sleeps. Default
-    /// [`IdlePolicy::Adaptive`] from 50 µs to 2 ms, which costs a few percent of a core under
-    /// a light load and nothing under full load (`BENCHMARKS.md`). The kernel module's
-    /// poller takes the longest window, in whole milliseconds, as its idle time.
+    /// [`IdlePolicy::Adaptive`] from 20 µs to 200 µs: requests that come less than 200 µs
+    /// apart find the poller awake, a light load costs a few percent of a core
+    /// (`BENCHMARKS.md`). The kernel module's poller takes the longest window, in whole
+    /// milliseconds (at least one), as its idle time.
     pub fn idle_policy(mut self, policy: IdlePolicy) -> Self {
         self.idle = policy;
         self
@@ -328,6 +342,8 @@ pub(crate) struct Inner {
     cq_dropped: AtomicBool,
     /// Serializes object attach and detach, so a count checked is the count attached.
     objects_lock: Mutex<()>,
+    /// The BPF maps attached, by object id.
+    maps: Mutex<Vec<BpfMapObject>>,
     shut_down: Mutex<bool>,
     /// How long a completion waiter spins before it blocks.
     pub(crate) wait_spin: Duration,
@@ -356,6 +372,7 @@ impl Inner {
             cq_dropped: AtomicBool::new(false),
             dispatch: Default::default(),
             objects_lock: Mutex::new(()),
+            maps: Mutex::new(Vec::new()),
             shut_down: Mutex::new(false),
         }
     }
@@ -399,6 +416,29 @@ impl Inner {
         f(&mut self.limits.lock().unwrap_or_else(|e| e.into_inner()));
         // Release pairs with the producers' acquire load in `Submitter::refresh_limits`.
         self.limits_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// The SQ flag that says the consumer sleeps on a full CQ: the local poller says so
+    /// ([`abi::SQ_CQ_FULL`]); the module does not, so any sleep counts (and its `poll()`
+    /// and ENTER wake such a poller too).
+    #[inline]
+    pub(crate) fn cq_full_flag(&self) -> u32 {
+        match self.backend {
+            Backend::Local(_) => abi::SQ_CQ_FULL,
+            Backend::Kernel(_) => abi::SQ_NEED_WAKEUP,
+        }
+    }
+
+    /// Whether a completion consumer that saw [`Inner::cq_full_flag`] should kick. The
+    /// local poller sets its flag only with entries waiting, so always; the module's flag
+    /// is set for any sleep, so only when entries wait (a hint: the module's `poll()` and
+    /// ENTER with GETEVENTS wake a poller asleep on a full CQ anyway).
+    #[inline]
+    pub(crate) fn worth_kicking(&self, sq: &crate::protocol::SqView<'_>) -> bool {
+        match self.backend {
+            Backend::Local(_) => true,
+            Backend::Kernel(_) => sq.pending(),
+        }
     }
 
     /// Wakes the consumer after a producer saw NEED_WAKEUP.
@@ -479,7 +519,6 @@ impl Inner {
         // tail was admitted and never performed.
         let mut returned = Vec::new();
         let mut pos = sq.consumed();
-        let spin_until = std::time::Instant::now() + Duration::from_secs(1);
         while pos != final_tail && final_tail.wrapping_sub(pos) <= sq.entries() {
             // SAFETY: the kernel has stopped consuming (SHUTDOWN), so this thread, under the
             // shutdown lock, is the ring's only consumer, and `pos` has not been released.
@@ -488,9 +527,9 @@ impl Inner {
                     returned.push(sqe);
                     pos = pos.wrapping_add(1);
                 }
-                // A producer admitted before the gate closed is still publishing.
-                None if std::time::Instant::now() < spin_until => crate::sync::spin_loop(),
-                None => break,
+                // A producer admitted before the gate closed publishes next, without
+                // blocking in between: wait for it, as the local poller does.
+                None => std::thread::yield_now(),
             }
         }
         sq.release(pos);
@@ -630,7 +669,58 @@ impl Ring {
             Backend::Kernel(kernel) => kernel.detach_object(id)?,
         }
         self.inner().update_limits(|l| l.remove(id.0));
+        self.inner()
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|m| m.id != id);
         Ok(())
+    }
+
+    /// Attaches a BPF map by its fd, as an object: array maps (with or without
+    /// `BPF_F_MMAPABLE`), hash and LRU hash maps. On arrays every opcode works on the
+    /// values (laid out as [`BpfMapObject::size`] says); the MAP_* opcodes
+    /// ([`crate::op::MapUpdate`], [`crate::op::MapLookup`], [`crate::op::MapDelete`]) work on
+    /// every map by key. BPF's rules hold: a read-only fd gives no write right (writes
+    /// complete with `-EPERM`, and the producer-side validator refuses them early), a
+    /// frozen map refuses writes, per-CPU maps and other types are refused here
+    /// ([`Error::UnsupportedMap`]).
+    ///
+    /// The ring holds its own reference on the map (the kernel module a reference on the
+    /// map, the local backend a duplicate fd) until [`Ring::detach_object`] or the ring is
+    /// gone, so the caller may close `fd`. [`Ring::bpf_map`] tells how operations reach it.
+    pub fn attach_bpf_map(&self, fd: impl AsFd) -> Result<ObjectId, Error> {
+        let inner = self.inner();
+        let _serial = inner.objects_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.limits().objects().len() >= MAX_LIMIT_OBJECTS {
+            return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS));
+        }
+        let map = match &inner.backend {
+            Backend::Local(local) => local.attach_bpf_map(fd.as_fd())?,
+            Backend::Kernel(kernel) => kernel.attach_bpf_map(fd.as_fd())?,
+        };
+        inner.add_limit(ObjectLimit {
+            id: map.id.0,
+            rights: map.rights,
+            size: map.size,
+        })?;
+        inner
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(map);
+        Ok(map.id)
+    }
+
+    /// The attached BPF map with this object id, if it is one.
+    pub fn bpf_map(&self, id: ObjectId) -> Option<BpfMapObject> {
+        self.inner()
+            .maps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|m| m.id == id)
+            .copied()
     }
 
     /// The producer-side limits validators see.

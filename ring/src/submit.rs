@@ -235,9 +235,21 @@ fn submit_batch(
     }
 }
 
-/// Retries `submit` while it answers `Full`, until `deadline`: spins briefly, then yields,
-/// then sleeps in growing steps (to 1 ms), so a long wait costs little CPU.
+/// Submits `sqe` with `submit`, retrying while it answers `Full` until `timeout` passes:
+/// spins briefly, then yields, then sleeps in growing steps (to 1 ms), so a long wait costs
+/// little CPU. A timeout too far to represent is no timeout.
 fn submit_until(
+    sqe: Sqe,
+    timeout: Option<Duration>,
+    mut submit: impl FnMut(&[Sqe]) -> Result<usize, BatchError>,
+) -> Result<(), SubmitError> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    retry_full(deadline, || submit(core::slice::from_ref(&sqe)))
+        .map(|_| ())
+        .map_err(|e| e.for_entry(sqe))
+}
+
+fn retry_full(
     deadline: Option<Instant>,
     mut submit: impl FnMut() -> Result<usize, BatchError>,
 ) -> Result<usize, BatchError> {
@@ -316,13 +328,7 @@ impl Submitter {
         sqe: Sqe,
         timeout: Option<Duration>,
     ) -> Result<(), SubmitError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let (handle, policy) = (&self.handle, &mut self.policy);
-        submit_until(deadline, || {
-            submit_batch(handle, policy, core::slice::from_ref(&sqe), Shared)
-        })
-        .map(|_| ())
-        .map_err(|e| e.for_entry(sqe))
+        submit_until(sqe, timeout, |e| self.submit_batch(e))
     }
 
     /// Validates every entry, then publishes as many as fit together (one reservation, one
@@ -378,10 +384,7 @@ impl SingleSubmitter {
         sqe: Sqe,
         timeout: Option<Duration>,
     ) -> Result<(), SubmitError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        submit_until(deadline, || self.submit_batch(core::slice::from_ref(&sqe)))
-            .map(|_| ())
-            .map_err(|e| e.for_entry(sqe))
+        submit_until(sqe, timeout, |e| self.submit_batch(e))
     }
 
     /// As [`Submitter::submit_batch`].

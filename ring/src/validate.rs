@@ -10,7 +10,7 @@
 
 use std::{borrow::Cow, fmt};
 
-use crate::abi::{opcode, Sqe, MAX_IO_LEN};
+use crate::abi::{opcode, Sqe, MAP_EXIST, MAX_IO_LEN};
 
 /// Most objects a ring has attached at once, and so a [`Limits`] describes: the kernel
 /// module's per-file limit, which the local backend applies too.
@@ -18,16 +18,19 @@ pub const MAX_LIMIT_OBJECTS: usize = 64;
 
 /// What a ring lets its producers do with an object ([`ObjectLimit::rights`]).
 pub mod rights {
-    /// READ and LOAD64 may read it.
+    /// READ, LOAD64 and MAP_LOOKUP may read it.
     pub const READ: u32 = 1 << 0;
-    /// WRITE, STORE64, FETCH_ADD64 and CAS64 may change it.
+    /// WRITE, STORE64, FETCH_ADD64, CAS64, MAP_UPDATE and MAP_DELETE may change it.
     pub const WRITE: u32 = 1 << 1;
-    /// Both: every object a ring creates or attaches today.
+    /// READ and WRITE: every object a ring creates, and a BPF map's values through a
+    /// writable fd.
     pub const ALL: u32 = READ | WRITE;
+    /// The object is a BPF map: MAP_UPDATE, MAP_LOOKUP and MAP_DELETE address it by key.
+    pub const MAP: u32 = 1 << 2;
 }
 
-/// One attached object as a validator sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// One attached object as a validator sees it. `Default` is id 0, size 0, every right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObjectLimit {
     /// Object id.
     pub id: u32,
@@ -35,6 +38,12 @@ pub struct ObjectLimit {
     pub rights: u32,
     /// Size in bytes.
     pub size: u64,
+}
+
+impl Default for ObjectLimit {
+    fn default() -> Self {
+        ObjectLimit::new(0, 0)
+    }
 }
 
 impl ObjectLimit {
@@ -51,7 +60,8 @@ impl ObjectLimit {
 /// What a producer-side validator knows of its ring: the arena and the attached objects.
 ///
 /// The objects are kept sorted by id, so [`Limits::object`] is a binary search over up to
-/// [`MAX_LIMIT_OBJECTS`]. Two `Limits` are equal when they describe the same arena and the
+/// [`MAX_LIMIT_OBJECTS`]; build a `Limits` with [`Limits::new`] and [`Limits::push`],
+/// which keep that order (a hand-written unsorted table makes lookups miss). Two `Limits` are equal when they describe the same arena and the
 /// same objects; the unused tail of `objects` does not take part (so comparing costs what
 /// is in use, which validators that cache per-limits state do on every entry).
 #[derive(Clone, Copy, Debug)]
@@ -252,6 +262,8 @@ pub const fn needed_rights(op: u8) -> u32 {
         opcode::NOP => 0,
         opcode::READ | opcode::LOAD64 => rights::READ,
         opcode::WRITE | opcode::STORE64 => rights::WRITE,
+        opcode::MAP_LOOKUP => rights::READ | rights::MAP,
+        opcode::MAP_UPDATE | opcode::MAP_DELETE => rights::WRITE | rights::MAP,
         _ => rights::READ | rights::WRITE,
     }
 }
@@ -329,6 +341,9 @@ pub fn check_entry(
         opcode::READ | opcode::WRITE => sqe.val != 0 || sqe.cmp != 0,
         opcode::LOAD64 => sqe.arena_off != 0 || sqe.len != 0 || sqe.val != 0 || sqe.cmp != 0,
         opcode::STORE64 | opcode::FETCH_ADD64 => sqe.arena_off != 0 || sqe.len != 0 || sqe.cmp != 0,
+        // The flags are BPF's: BPF_ANY, BPF_NOEXIST or BPF_EXIST.
+        opcode::MAP_UPDATE => sqe.obj_off != 0 || sqe.cmp != 0 || sqe.val > MAP_EXIST,
+        opcode::MAP_LOOKUP | opcode::MAP_DELETE => sqe.obj_off != 0 || sqe.val != 0 || sqe.cmp != 0,
         _ => sqe.arena_off != 0 || sqe.len != 0,
     };
     if unused_nonzero {
@@ -338,15 +353,25 @@ pub fn check_entry(
         return Ok(());
     }
     let size = object_size(sqe.obj_id).ok_or(Fault::Object)?;
+    let inside =
+        |off: u64, len: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
     match sqe.opcode {
         opcode::READ | opcode::WRITE => {
             if sqe.len == 0 || sqe.len > MAX_IO_LEN {
                 return Err(Fault::Length);
             }
             let len = u64::from(sqe.len);
-            let inside =
-                |off: u64, limit: u64| off.checked_add(len).is_some_and(|end| end <= limit);
-            if !inside(sqe.obj_off, size) || !inside(sqe.arena_off, arena_size) {
+            if !inside(sqe.obj_off, len, size) || !inside(sqe.arena_off, len, arena_size) {
+                return Err(Fault::Bounds);
+            }
+        }
+        // Key and value live in the arena only; whether `len` fits the map's key and value
+        // sizes is the consumer's check against the map itself (docs/ABI.md).
+        opcode::MAP_UPDATE | opcode::MAP_LOOKUP | opcode::MAP_DELETE => {
+            if sqe.len == 0 || sqe.len > MAX_IO_LEN {
+                return Err(Fault::Length);
+            }
+            if !inside(sqe.arena_off, u64::from(sqe.len), arena_size) {
                 return Err(Fault::Bounds);
             }
         }
@@ -354,7 +379,7 @@ pub fn check_entry(
             if sqe.obj_off % 8 != 0 {
                 return Err(Fault::Align);
             }
-            if sqe.obj_off.checked_add(8).is_none_or(|end| end > size) {
+            if !inside(sqe.obj_off, 8, size) {
                 return Err(Fault::Bounds);
             }
         }

@@ -12,8 +12,11 @@ use std::{
 
 use proptest::{prelude::*, strategy::ValueTree};
 use sbpf_ring::{
-    abi::{self, ioctl, CqOffsets, Cqe, Enter, ObjectArg, Params, SqOffsets, Sqe, Stats, SyncOp},
-    validate::{check_entry, Fault},
+    abi::{
+        self, ioctl, CqOffsets, Cqe, Enter, MapAttach, ObjectArg, Params, SqOffsets, Sqe, Stats,
+        SyncOp,
+    },
+    validate::{check_entry, rights, Fault},
 };
 
 fn kmod_include() -> PathBuf {
@@ -72,6 +75,9 @@ fn c_header_matches_rust_layout() {
     layout!(checks, sbpf_enter: Enter { min_complete, flags, timeout_ns });
     layout!(checks, sbpf_object: ObjectArg { size });
     layout!(checks, sbpf_sync_op: SyncOp { cqe });
+    layout!(checks, sbpf_map_attach: MapAttach {
+        fd, flags, id, map_type, key_size, value_size, max_entries, rights, size, resv
+    });
     layout!(checks, sbpf_stats: Stats { rejected_align, wakeups, sync_ops });
     checks.extend([
         ("SBPF_SQ_HEAD_OFF", abi::SQ_HEAD_OFF.into()),
@@ -105,7 +111,17 @@ fn c_header_matches_rust_layout() {
         ("SBPF_OP_STORE64", abi::opcode::STORE64.into()),
         ("SBPF_OP_FETCH_ADD64", abi::opcode::FETCH_ADD64.into()),
         ("SBPF_OP_CAS64", abi::opcode::CAS64.into()),
+        ("SBPF_OP_MAP_UPDATE", abi::opcode::MAP_UPDATE.into()),
+        ("SBPF_OP_MAP_LOOKUP", abi::opcode::MAP_LOOKUP.into()),
+        ("SBPF_OP_MAP_DELETE", abi::opcode::MAP_DELETE.into()),
         ("SBPF_OP_COUNT", abi::opcode::COUNT.into()),
+        ("SBPF_MAP_ANY", abi::MAP_ANY),
+        ("SBPF_MAP_NOEXIST", abi::MAP_NOEXIST),
+        ("SBPF_MAP_EXIST", abi::MAP_EXIST),
+        ("SBPF_RIGHT_READ", rights::READ.into()),
+        ("SBPF_RIGHT_WRITE", rights::WRITE.into()),
+        ("SBPF_RIGHT_MAP", rights::MAP.into()),
+        ("SBPF_IOC_MAP_ATTACH", ioctl::MAP_ATTACH.into()),
         ("SBPF_IOC_SETUP", ioctl::SETUP.into()),
         ("SBPF_IOC_ENTER", ioctl::ENTER.into()),
         ("SBPF_IOC_OBJ_CREATE", ioctl::OBJ_CREATE.into()),
@@ -165,7 +181,7 @@ fn edgy_u64() -> impl Strategy<Value = u64> {
 
 fn case() -> impl Strategy<Value = Case> {
     let sqe = (
-        prop_oneof![0u8..8, any::<u8>()],
+        prop_oneof![0u8..11, any::<u8>()],
         prop_oneof![4 => Just(0u8), 1 => any::<u8>()],
         prop_oneof![4 => Just(0u16), 1 => any::<u16>()],
         prop_oneof![Just(0u32), Just(1u32), any::<u32>()],
@@ -180,8 +196,9 @@ fn case() -> impl Strategy<Value = Case> {
         ],
         prop_oneof![4 => Just(0u32), 1 => any::<u32>()],
         (
-            edgy_u64(),
-            edgy_u64(),
+            // Zero often: most opcodes require it, and accepted entries must be common.
+            prop_oneof![2 => Just(0u64), 1 => edgy_u64()],
+            prop_oneof![2 => Just(0u64), 1 => edgy_u64()],
             prop_oneof![4 => Just(0u32), 1 => any::<u32>()],
         ),
     )
@@ -207,7 +224,13 @@ fn case() -> impl Strategy<Value = Case> {
     (
         sqe,
         prop_oneof![Just(0u64), Just(4096u64), Just(1u64 << 20)],
-        prop_oneof![Just(None), Just(Some(8u64)), Just(Some(4096u64))],
+        // Size 0: a hash map, which only the MAP_* opcodes address.
+        prop_oneof![
+            Just(None),
+            Just(Some(0u64)),
+            Just(Some(8u64)),
+            Just(Some(4096u64))
+        ],
     )
         .prop_map(|(sqe, arena, object)| Case { sqe, arena, object })
 }
@@ -275,19 +298,51 @@ fn c_validator_agrees_with_rust() {
     let exe = compile("validate_diff", C_VALIDATOR);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(1));
     let strategy = proptest::collection::vec(case(), 20_000);
-    let cases = strategy.new_tree(&mut runner).unwrap().current();
+    let mut cases = strategy.new_tree(&mut runner).unwrap().current();
+    // Accepted MAP_* entries, whatever the generator drew, and their edges.
+    for (opcode, len, val) in [
+        (abi::opcode::MAP_UPDATE, 12, abi::MAP_EXIST),
+        (abi::opcode::MAP_LOOKUP, 4096, 0),
+        (abi::opcode::MAP_DELETE, 4, 0),
+        (abi::opcode::MAP_UPDATE, 12, abi::MAP_EXIST + 1),
+        (abi::opcode::MAP_LOOKUP, 4097, 0),
+    ] {
+        let sqe = Sqe {
+            opcode,
+            obj_id: 1,
+            len,
+            val,
+            ..Sqe::default()
+        };
+        for object in [Some(0), Some(8), None] {
+            cases.push(Case {
+                sqe,
+                arena: 4096,
+                object,
+            });
+        }
+    }
     let c = c_faults(&exe, &cases);
     assert_eq!(c.len(), cases.len());
     let mut seen = [0usize; 7];
+    // Accepted MAP_UPDATE, MAP_LOOKUP and MAP_DELETE entries: the new rows are reached.
+    let mut map_ok = [0usize; 3];
     for (case, &cf) in cases.iter().zip(&c) {
         let rf = rust_fault(case);
         assert_eq!(cf, rf, "C and Rust disagree on {case:?}");
         assert_eq!(errno_of(cf), errno_of(rf));
         seen[rf as usize] += 1;
+        if rf == 0 && case.sqe.opcode >= abi::opcode::MAP_UPDATE {
+            map_ok[usize::from(case.sqe.opcode - abi::opcode::MAP_UPDATE)] += 1;
+        }
     }
     // The generator must reach every row of the table, or the comparison proves little.
     assert!(
         seen.iter().all(|&n| n > 0),
         "not every fault was generated: {seen:?}"
+    );
+    assert!(
+        map_ok.iter().all(|&n| n > 0),
+        "no accepted entry of some MAP_* opcode: {map_ok:?}"
     );
 }

@@ -338,3 +338,97 @@ fn completions_say_what_failed_by_type() {
     assert_eq!(op::Nop::default().build(), op::Nop::new().build());
     let _: Ring = ring;
 }
+
+/// A consumer that waits on an idle ring, again and again, does not keep waking the
+/// poller: only work does. (Each wait once kicked the sleeping poller, whose idle window
+/// then grew until it spun for good on a ring with nothing to do.)
+#[test]
+fn waiting_on_an_idle_ring_does_not_wake_the_poller() {
+    let ring = ring(16, 32, 4096);
+    let mut s = ring.submitter();
+    let mut cq = ring.completions().unwrap();
+    // One round trip, then let the poller fall asleep.
+    s.submit(op::Nop::new().build()).unwrap();
+    let mut done = Vec::new();
+    collect(&mut cq, &mut done, 1);
+    thread::sleep(Duration::from_millis(50));
+    let before = ring.stats().wakeups;
+    for _ in 0..50 {
+        assert!(matches!(
+            cq.wait(1, Some(Duration::from_millis(1))),
+            Err(Error::TimedOut)
+        ));
+    }
+    let woken = ring.stats().wakeups - before;
+    assert!(woken <= 2, "50 idle waits woke the poller {woken} times");
+}
+
+/// An object attached while the poller is busy is usable by the very next entry: the
+/// poller looks again when an entry names an object its copy of the table lacks.
+#[test]
+fn an_object_is_usable_as_soon_as_it_is_attached() {
+    let ring = ring(64, 128, 4096);
+    let mut flood = ring.submitter_with(sbpf_ring::AcceptAll);
+    let mut s = ring.submitter();
+    let mut cq = ring.completions().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Keeps the poller in its passes, so attachments land while it works.
+    let flooder = {
+        let stop = std::sync::Arc::clone(&stop);
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = flood.submit(op::Nop::new().user_data(u64::MAX).build());
+            }
+        })
+    };
+    let mut done = Vec::new();
+    for i in 0..40u64 {
+        let obj = ring.create_object(8).unwrap();
+        common::submit_draining(
+            &mut s,
+            &mut cq,
+            op::FetchAdd64::new(obj, 0, 1).user_data(i).build(),
+            &mut done,
+        );
+    }
+    let start = Instant::now();
+    while done.iter().filter(|c| c.user_data() != u64::MAX).count() < 40 {
+        assert!(start.elapsed() < PROMPTLY, "completions missing");
+        let _ = cq.wait(1, Some(Duration::from_millis(10)));
+        done.extend(cq.iter());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in done.iter().filter(|c| c.user_data() != u64::MAX) {
+        assert!(c.is_ok(), "entry {} failed: {:?}", c.user_data(), c.fault());
+    }
+    drop(cq);
+    flooder.join().unwrap();
+}
+
+/// Extreme idle windows and timeouts are taken, not a panic of the poller or the caller.
+#[test]
+fn extreme_idle_windows_and_timeouts_work() {
+    for idle in [
+        sbpf_ring::IdlePolicy::Adaptive {
+            min: Duration::ZERO,
+            max: Duration::MAX,
+        },
+        sbpf_ring::IdlePolicy::Fixed(Duration::ZERO),
+    ] {
+        let ring = Ring::builder()
+            .sq_entries(8)
+            .arena_size(4096)
+            .idle_policy(idle)
+            .build()
+            .unwrap();
+        let mut s = ring.submitter();
+        let mut cq = ring.completions().unwrap();
+        for i in 0..5 {
+            s.submit_timeout(op::Nop::new().user_data(i).build(), Some(Duration::MAX))
+                .unwrap();
+            assert_eq!(cq.wait(1, Some(Duration::MAX)).unwrap(), 1);
+            assert_eq!(cq.pop().unwrap().user_data(), i);
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}

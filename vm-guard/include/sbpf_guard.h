@@ -7,14 +7,21 @@
  *
  *     clang -target bpf -O2 -c guard.c -o guard.o
  *
- * and load it with `sbpf-ring guard verify guard.o`. The verifier accepts only what is safe by
- * construction: loads from `ctx` at constant offsets inside it (no pointer arithmetic on ctx,
- * no copies of the pointer), no stores (so no local arrays or spills: keep the function small
- * and its locals in registers), no calls, no loops (every jump goes forward), at most 512
- * instructions. `static inline` helpers are fine; non-inlined functions are not.
+ * and load it with `sbpf-ring guard verify guard.o` (add -g: a rejection then names the C
+ * line). The verifier (vm-guard/src/verifier/) proves every path safe, as the kernel's does:
+ * loops over ctx->objects[] and other bounded loops, pointers into ctx kept in registers or
+ * spilled to the stack, local variables on the 512-byte stack (a stack array only at constant
+ * indexes), switches, and constant tables (`static const`, in .rodata, at any bounded index)
+ * are all fine. What it refuses: an access it
+ * cannot prove inside ctx, the stack or the constant data on every path (bound every index
+ * with a comparison first), a read of stack bytes not written on that path, any store outside
+ * the stack (ctx is read-only; no writable globals or maps), a loop it cannot see end within
+ * its budget, calls (`static inline` helpers are fine; non-inlined functions are not), and
+ * anything that would turn a pointer into a number (returning, comparing or masking it).
+ * At most 512 instructions by default.
  *
  * Layout version SBPF_GUARD_CTX_VERSION; the same bytes as `sbpf_guard::context` in Rust
- * (vm-guard/src/context.rs), little-endian, checked field by field by vm-guard/tests/header.rs.
+ * (vm-guard/src/context.rs), little-endian, checked field by field by vm-guard/tests/c_guards.rs.
  * Fields are only ever appended.
  *
  * Self-contained: no system headers, so it compiles for `-target bpf` as it is.
@@ -34,6 +41,7 @@ typedef __UINT64_TYPE__ sbpf_u64;
 /* Bits of struct sbpf_guard_object.rights. */
 #define SBPF_RIGHT_READ (1u << 0)
 #define SBPF_RIGHT_WRITE (1u << 1)
+#define SBPF_RIGHT_MAP (1u << 2)
 
 /* Opcodes of a submission entry (docs/ABI.md). */
 #define SBPF_OP_NOP 0
@@ -43,6 +51,9 @@ typedef __UINT64_TYPE__ sbpf_u64;
 #define SBPF_OP_STORE64 4
 #define SBPF_OP_FETCH_ADD64 5
 #define SBPF_OP_CAS64 6
+#define SBPF_OP_MAP_UPDATE 7
+#define SBPF_OP_MAP_LOOKUP 8
+#define SBPF_OP_MAP_DELETE 9
 
 /* The submission entry: the bytes of `struct sbpf_sqe` in kmod/include/uapi/sbpf_ring.h. */
 struct sbpf_guard_sqe {
@@ -63,8 +74,8 @@ struct sbpf_guard_sqe {
 
 struct sbpf_guard_object {
 	sbpf_u32 id;
-	sbpf_u32 rights;		/* SBPF_RIGHT_* (zero in version 1) */
-	sbpf_u64 size;			/* bytes; 0: no such object attached */
+	sbpf_u32 rights;		/* SBPF_RIGHT_*; in `object`, 0: no such object attached */
+	sbpf_u64 size;			/* bytes (0 for a hash map) */
 };
 
 struct sbpf_guard_ctx {

@@ -48,23 +48,33 @@ pub mod code {
 pub fn bounds() -> String {
     let mut s = String::new();
     let w = &mut s;
-    // r2 opcode, r5 object size (the entry's own object, as the producer resolved it: zero
-    // when none is attached), r6.. scratch.
+    // r2 opcode, r4 object rights and r5 object size (the entry's own object, as the
+    // producer resolved it: no rights when none is attached, since an attached object
+    // always has one; a hash map has size 0), r6.. scratch.
     let _ = writeln!(w, "ldxb r2, [r1+{}]", off::OPCODE);
     let _ = writeln!(w, "jge r2, {}, bad_opcode", opcode::COUNT);
     let _ = writeln!(w, "jeq r2, {}, accept", opcode::NOP);
+    let _ = writeln!(w, "ldxw r4, [r1+{}]", off::OBJECT + off::OBJECT_RIGHTS);
+    let _ = writeln!(w, "jeq r4, 0, no_object");
     let _ = writeln!(w, "ldxdw r5, [r1+{}]", off::OBJECT + off::OBJECT_SIZE);
-    let _ = writeln!(w, "jeq r5, 0, no_object");
+    // r3: whether the entry also addresses a range of the object (READ, WRITE), not only
+    // the arena (MAP_*: key and value).
+    let _ = writeln!(w, "mov r3, 0");
+    let _ = writeln!(w, "jge r2, {}, io", opcode::MAP_UPDATE);
     let _ = writeln!(w, "jgt r2, {}, word_op", opcode::WRITE);
-    // READ / WRITE: 1 <= len <= MAX_IO_LEN, both ranges inside, no overflow.
+    let _ = writeln!(w, "mov r3, 1");
+    // READ, WRITE, MAP_*: 1 <= len <= MAX_IO_LEN, each range inside, no overflow.
+    let _ = writeln!(w, "io:");
     let _ = writeln!(w, "ldxw r6, [r1+{}]", off::LEN);
     let _ = writeln!(w, "jeq r6, 0, bad_len");
     let _ = writeln!(w, "jgt r6, {MAX_IO_LEN}, bad_len");
+    let _ = writeln!(w, "jeq r3, 0, arena_range");
     let _ = writeln!(w, "ldxdw r7, [r1+{}]", off::OBJ_OFF);
     let _ = writeln!(w, "mov r8, r7");
     let _ = writeln!(w, "add r8, r6");
     let _ = writeln!(w, "jlt r8, r7, out_of_bounds");
     let _ = writeln!(w, "jgt r8, r5, out_of_bounds");
+    let _ = writeln!(w, "arena_range:");
     let _ = writeln!(w, "ldxdw r7, [r1+{}]", off::ARENA_OFF);
     let _ = writeln!(w, "mov r8, r7");
     let _ = writeln!(w, "add r8, r6");

@@ -21,15 +21,16 @@
 //! | 60 | 4 | `sqe.seq` | |
 //! | 64 | 4 | `version` | [`CONTEXT_VERSION`]; a guard may refuse a layout it does not know |
 //! | 68 | 4 | `size` | [`CONTEXT_SIZE`]: bytes a guard may load from |
-//! | 72 | 4 | `nobjects` | how many of `objects` are meaningful (at most [`MAX_LIMIT_OBJECTS`]) |
+//! | 72 | 4 | `nobjects` | how many of `objects` are meaningful (at most [`CTX_OBJECTS`]) |
 //! | 76 | 4 | `resv` | zero |
 //! | 80 | 8 | `arena_size` | the data arena, bytes |
 //! | 88 | 8 | `allowed_opcodes` | bit `n` set: opcode `n` allowed by this guard stage's configuration |
 //! | 96 | 16 × 8 | `objects` | `{ id: u32, rights: u32, size: u64 }`: the ring's first [`CTX_OBJECTS`] objects by id |
-//! | 224 | 16 | `object` | (version 2) the entry's own object as the producer resolved it, `{ id, rights, size }`; all zero (size 0) when the entry names no attached object |
+//! | 224 | 16 | `object` | (version 2) the entry's own object as the producer resolved it, `{ id, rights, size }`; all zero when the entry names no attached object (an attached object always has a right; a hash map's size is 0) |
 //!
 //! The same layout is `struct sbpf_guard_ctx` in `vm-guard/include/sbpf_guard.h`; the
-//! `tests/header.rs` test compiles the header and compares every offset.
+//! `c_header_layout_matches_rust` test (`tests/c_guards.rs`) compiles the header and
+//! compares every offset.
 //!
 //! Compatibility: fields are only ever appended, `size` grows with them and `version` is
 //! bumped; existing offsets never move. A ring has up to

@@ -64,13 +64,24 @@ impl Stage {
         helpers: &[Helper],
         engine: Engine,
     ) -> Result<Stage, GuardError> {
+        Self::with_rodata(name, bytecode, &[], policy, helpers, engine)
+    }
+
+    /// A stage from bytecode and its read-only data (see [`Program::load_with_rodata`]).
+    pub fn with_rodata(
+        name: impl Into<Cow<'static, str>>,
+        bytecode: &[u8],
+        rodata: &[u8],
+        policy: &Policy,
+        helpers: &[Helper],
+        engine: Engine,
+    ) -> Result<Stage, GuardError> {
         let name = name.into();
-        let program = Program::load(bytecode, policy, helpers, engine).map_err(|source| {
-            GuardError::Load {
+        let program = Program::load_with_rodata(bytecode, rodata, policy, helpers, engine)
+            .map_err(|source| GuardError::Load {
                 stage: name.to_string(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Stage {
             name,
             program,
@@ -92,18 +103,26 @@ impl Stage {
         Self::from_bytecode(name, &code, engine)
     }
 
-    /// A stage from any source file's bytes (ELF, assembly or raw, by content).
+    /// A stage from any source file's bytes (ELF with its read-only data, assembly or raw,
+    /// by content).
     pub fn from_file_bytes(
         name: impl Into<Cow<'static, str>>,
         bytes: &[u8],
         engine: Engine,
     ) -> Result<Stage, GuardError> {
         let name = name.into();
-        let code = source::load(bytes).map_err(|source| GuardError::Source {
+        let code = source::load_guard(bytes).map_err(|source| GuardError::Source {
             stage: name.to_string(),
             source,
         })?;
-        Self::from_bytecode(name, &code, engine)
+        Self::with_rodata(
+            name,
+            &code.code,
+            &code.rodata,
+            &Policy::default(),
+            &[],
+            engine,
+        )
     }
 
     fn builtin(name: &'static str, text: &str, engine: Engine) -> Stage {

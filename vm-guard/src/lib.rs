@@ -3,10 +3,12 @@
 //! A guard is a small eBPF program that judges one submission entry before a producer
 //! publishes it. It reads one read-only context — the 64-byte [`Sqe`](sbpf_ring::abi::Sqe)
 //! followed by the ring's limits ([`context`]) — and returns 0 to accept or a non-zero reason
-//! code. Our [`verifier`] accepts only a class of programs that is safe by construction
-//! (forward jumps only, loads from the context at constant offsets, no stores, no calls
-//! outside an allow-list, every register initialized before use), so a verified guard may run
-//! under rbpf's x86-64 JIT ([`vm`]); elsewhere, or on request, it runs under the interpreter.
+//! code. Guards are best written in C ([`source`] loads `clang -target bpf -O2` objects, with
+//! their constant data). Our [`verifier`], of the kernel verifier's class, proves every path
+//! safe — each access inside the context, the stack or the constant data, no pointer leaked,
+//! every loop ended within a budget — so a verified guard may run under rbpf's x86-64 JIT
+//! ([`vm`]), which checks nothing itself; elsewhere, or on request, it runs under the
+//! interpreter.
 //!
 //! A [`Guard`] chains stages (first rejection wins) and implements
 //! [`sbpf_ring::validate::Validator`], so `sbpf-ring` never depends on rbpf.

@@ -3,7 +3,12 @@
 
 use std::{collections::HashMap, panic};
 
-use object::{Object, ObjectSection, SectionFlags, SectionKind};
+use object::{
+    Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget, SectionFlags,
+    SectionKind,
+};
+
+use crate::verifier::PSEUDO_RODATA;
 
 /// What a file holds, by its content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,11 +208,76 @@ pub fn assemble(text: &str) -> Result<Vec<u8>, SourceError> {
     }
 }
 
-/// The guard program in an ELF object from `clang -target bpf -O2 -c`: the executable
-/// section named `section`, or the only non-empty executable section. Objects with
-/// relocations against the program (calls to other functions, maps, global data) are refused:
-/// a guard is one self-contained function.
+/// A guard program and the read-only data it loads from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuardCode {
+    /// Bytecode; an `lddw` of read-only data has source [`PSEUDO_RODATA`] and the offset
+    /// into `rodata` in its second slot.
+    pub code: Vec<u8>,
+    /// The object's `.rodata*` sections, each 8-byte aligned, in section order.
+    pub rodata: Vec<u8>,
+}
+
+/// Largest read-only data accepted from an object.
+pub const MAX_RODATA: usize = 64 * 1024;
+
+/// A guard from any source, by [`sniff`]ing it; only ELF objects carry read-only data.
+pub fn load_guard(bytes: &[u8]) -> Result<GuardCode, SourceError> {
+    match sniff(bytes) {
+        SourceKind::Elf => from_elf_with_rodata(bytes, None),
+        _ => Ok(GuardCode {
+            code: load(bytes)?,
+            rodata: Vec::new(),
+        }),
+    }
+}
+
+/// The guard program in an ELF object from `clang -target bpf -O2 -c`, refusing read-only
+/// data (see [`from_elf_with_rodata`]).
 pub fn from_elf(bytes: &[u8], section: Option<&str>) -> Result<Vec<u8>, SourceError> {
+    let g = from_elf_with_rodata(bytes, section)?;
+    if !g.rodata.is_empty() {
+        return Err(SourceError::Elf(
+            "the guard loads read-only data (.rodata): load it with `from_elf_with_rodata`".into(),
+        ));
+    }
+    Ok(g.code)
+}
+
+fn guard_section<'d, 'f>(
+    file: &'f object::File<'d>,
+    section: Option<&str>,
+) -> Result<object::Section<'d, 'f>, SourceError> {
+    let e = |m: String| SourceError::Elf(m);
+    let is_exec = |s: &object::Section<'_, '_>| {
+        s.kind() == SectionKind::Text
+            || matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0)
+    };
+    let candidates: Vec<_> = file
+        .sections()
+        .filter(|s| is_exec(s) && s.size() > 0)
+        .collect();
+    match section {
+        Some(name) => candidates
+            .into_iter()
+            .find(|s| s.name().ok() == Some(name))
+            .ok_or_else(|| e(format!("no non-empty executable section `{name}`"))),
+        None => {
+            let mut it = candidates.into_iter();
+            match (it.next(), it.next()) {
+                (Some(s), None) => Ok(s),
+                (None, _) => Err(e("no non-empty executable section".into())),
+                (Some(a), Some(b)) => Err(e(format!(
+                    "several executable sections (`{}`, `{}`, ...): name the guard's",
+                    a.name().unwrap_or("?"),
+                    b.name().unwrap_or("?")
+                ))),
+            }
+        }
+    }
+}
+
+fn parse_bpf(bytes: &[u8]) -> Result<object::File<'_>, SourceError> {
     let e = |m: String| SourceError::Elf(m);
     let file = object::File::parse(bytes).map_err(|err| e(format!("cannot parse: {err}")))?;
     if file.architecture() != object::Architecture::Bpf {
@@ -219,44 +289,183 @@ pub fn from_elf(bytes: &[u8], section: Option<&str>) -> Result<Vec<u8>, SourceEr
     if !file.is_little_endian() {
         return Err(e("big-endian BPF objects are not supported".into()));
     }
-    let is_exec = |s: &object::Section<'_, '_>| {
-        s.kind() == SectionKind::Text
-            || matches!(s.flags(), SectionFlags::Elf { sh_flags } if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0)
-    };
-    let candidates: Vec<_> = file
-        .sections()
-        .filter(|s| is_exec(s) && s.size() > 0)
-        .collect();
-    let chosen = match section {
-        Some(name) => candidates
-            .into_iter()
-            .find(|s| s.name().ok() == Some(name))
-            .ok_or_else(|| e(format!("no non-empty executable section `{name}`")))?,
-        None => {
-            let mut it = candidates.into_iter();
-            match (it.next(), it.next()) {
-                (Some(s), None) => s,
-                (None, _) => return Err(e("no non-empty executable section".into())),
-                (Some(a), Some(b)) => {
-                    return Err(e(format!(
-                        "several executable sections (`{}`, `{}`, ...): name the guard's",
-                        a.name().unwrap_or("?"),
-                        b.name().unwrap_or("?")
-                    )))
-                }
-            }
-        }
-    };
+    Ok(file)
+}
+
+/// The guard program in an ELF object from `clang -target bpf -O2 -c`: the executable
+/// section named `section`, or the only non-empty executable section, with the object's
+/// read-only data. The only relocations accepted are `lddw` of an address in a `.rodata*`
+/// section (constant tables, switch tables, strings): each becomes an `lddw` with source
+/// [`PSEUDO_RODATA`] and the offset into [`GuardCode::rodata`]. Any other relocation (a call
+/// to another function, a map, writable global data) is refused: a guard is one
+/// self-contained function.
+pub fn from_elf_with_rodata(bytes: &[u8], section: Option<&str>) -> Result<GuardCode, SourceError> {
+    let e = |m: String| SourceError::Elf(m);
+    let file = parse_bpf(bytes)?;
+    let chosen = guard_section(&file, section)?;
     let name = chosen.name().unwrap_or("?").to_string();
-    if chosen.relocations().next().is_some() {
-        return Err(e(format!(
-            "section `{name}` has relocations (calls, maps or global data): a guard must be self-contained"
-        )));
-    }
     let data = chosen
         .data()
         .map_err(|err| e(format!("cannot read section `{name}`: {err}")))?;
-    from_raw(data)
+    let mut code = from_raw(data)?;
+
+    // Every .rodata* section, 8-byte aligned, in section order.
+    let mut rodata = Vec::new();
+    let mut base_of = HashMap::new();
+    for s in file.sections() {
+        if s.name().is_ok_and(|n| n.starts_with(".rodata")) && s.size() > 0 {
+            let d = s
+                .data()
+                .map_err(|err| e(format!("cannot read `{}`: {err}", s.name().unwrap_or("?"))))?;
+            rodata.resize(rodata.len().next_multiple_of(8), 0);
+            base_of.insert(s.index(), rodata.len() as u64);
+            rodata.extend_from_slice(d);
+        }
+    }
+    if rodata.len() > MAX_RODATA {
+        return Err(e(format!(
+            "{} bytes of read-only data, limit {MAX_RODATA}",
+            rodata.len()
+        )));
+    }
+    let refuse = |why: String| {
+        e(format!(
+            "section `{name}` has relocations other than read-only data ({why}): a guard must be self-contained"
+        ))
+    };
+    for (at, r) in chosen.relocations() {
+        let RelocationFlags::Elf { r_type } = r.flags() else {
+            return Err(refuse("not an ELF relocation".into()));
+        };
+        if r_type != object::elf::R_BPF_64_64 {
+            return Err(refuse(format!(
+                "type {r_type} at byte {at}: a call or a map?"
+            )));
+        }
+        let at = at as usize;
+        if at % 8 != 0 || at + 16 > code.len() || code[at] != rbpf::ebpf::LD_DW_IMM {
+            return Err(refuse(format!("byte {at} is not an lddw")));
+        }
+        let RelocationTarget::Symbol(sym) = r.target() else {
+            return Err(refuse(format!("byte {at}: not against a symbol")));
+        };
+        let sym = file
+            .symbol_by_index(sym)
+            .map_err(|err| refuse(format!("byte {at}: {err}")))?;
+        let base = sym
+            .section_index()
+            .and_then(|i| base_of.get(&i))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "byte {at}: `{}` is not read-only data (writable globals or maps)",
+                    sym.name().unwrap_or("?")
+                ))
+            })?;
+        // BPF relocations are REL: the addend is the instruction's own immediate.
+        let addend = u64::from(u32::from_le_bytes(code[at + 4..at + 8].try_into().unwrap()));
+        let off = base + sym.address() + addend;
+        if off > rodata.len() as u64 {
+            return Err(refuse(format!(
+                "byte {at}: offset {off} past the read-only data"
+            )));
+        }
+        code[at + 1] = (PSEUDO_RODATA << 4) | (code[at + 1] & 0x0f);
+        code[at + 4..at + 8].copy_from_slice(&0u32.to_le_bytes());
+        code[at + 12..at + 16].copy_from_slice(&(off as u32).to_le_bytes());
+    }
+    Ok(GuardCode { code, rodata })
+}
+
+/// One entry of the line table clang writes into `.BTF.ext` (with `-g`): the instruction,
+/// and the source file, line and text it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLine {
+    /// Instruction slot in the guard's section.
+    pub insn: usize,
+    /// Source file name.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u32,
+    /// The line's text, as clang recorded it.
+    pub text: String,
+}
+
+/// The BTF line table of the guard's section (empty when the object has no `.BTF.ext`,
+/// i.e. was built without `-g`). Entries are in instruction order; an instruction's line is
+/// that of the last entry at or before it.
+pub fn line_table(bytes: &[u8], section: Option<&str>) -> Result<Vec<SourceLine>, SourceError> {
+    let e = |m: &str| SourceError::Elf(format!("BTF line info: {m}"));
+    let file = parse_bpf(bytes)?;
+    let chosen = guard_section(&file, section)?;
+    let want = chosen.name().unwrap_or("?");
+    let (Some(btf), Some(ext)) = (
+        file.section_by_name(".BTF"),
+        file.section_by_name(".BTF.ext"),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let btf = btf.data().map_err(|_| e("unreadable .BTF"))?;
+    let ext = ext.data().map_err(|_| e("unreadable .BTF.ext"))?;
+    let u32_at = |d: &[u8], at: usize| -> Result<u32, SourceError> {
+        d.get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+            .ok_or_else(|| e("truncated"))
+    };
+    // .BTF header: magic u16, version u8, flags u8, hdr_len, type_off, type_len, str_off,
+    // str_len (all u32 after the first word).
+    if btf.get(0..2) != Some(&[0x9f, 0xeb][..]) || ext.get(0..2) != Some(&[0x9f, 0xeb][..]) {
+        return Err(e("bad magic"));
+    }
+    let hdr = u32_at(btf, 4)? as usize;
+    let str_off = hdr + u32_at(btf, 16)? as usize;
+    let str_len = u32_at(btf, 20)? as usize;
+    let strings = btf
+        .get(str_off..str_off + str_len)
+        .ok_or_else(|| e("string section out of range"))?;
+    let string = |off: u32| -> String {
+        let s = strings.get(off as usize..).unwrap_or_default();
+        let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+        String::from_utf8_lossy(&s[..end]).into_owned()
+    };
+    // .BTF.ext header: magic, version, flags, hdr_len, func_info_off, func_info_len,
+    // line_info_off, line_info_len; line info: rec_size, then per section
+    // {name_off, count, count × {insn_off (bytes), file_name_off, line_off, line_col}}.
+    let ext_hdr = u32_at(ext, 4)? as usize;
+    let li_off = ext_hdr + u32_at(ext, 16)? as usize;
+    let li_len = u32_at(ext, 20)? as usize;
+    let li = ext
+        .get(li_off..li_off + li_len)
+        .ok_or_else(|| e("line info out of range"))?;
+    let rec = u32_at(li, 0)? as usize;
+    if rec < 16 {
+        return Err(e("record too small"));
+    }
+    let mut at = 4;
+    let mut out = Vec::new();
+    while at + 8 <= li.len() {
+        let sec = string(u32_at(li, at)?);
+        let count = u32_at(li, at + 4)? as usize;
+        at += 8;
+        for k in 0..count {
+            let r = at + k * rec;
+            if sec == want {
+                out.push(SourceLine {
+                    insn: u32_at(li, r)? as usize / 8,
+                    file: string(u32_at(li, r + 4)?),
+                    text: string(u32_at(li, r + 8)?),
+                    line: u32_at(li, r + 12)? >> 10,
+                });
+            }
+        }
+        at += count * rec;
+    }
+    out.sort_by_key(|l| l.insn);
+    Ok(out)
+}
+
+/// The source line of instruction `insn` in a [`line_table`].
+pub fn line_of(table: &[SourceLine], insn: usize) -> Option<&SourceLine> {
+    table.iter().take_while(|l| l.insn <= insn).last()
 }
 
 #[cfg(test)]

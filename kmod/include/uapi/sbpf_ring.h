@@ -65,8 +65,22 @@ enum sbpf_opcode {
 	SBPF_OP_STORE64 = 4,	/* object word at obj_off = val */
 	SBPF_OP_FETCH_ADD64 = 5, /* value = old word; word += val */
 	SBPF_OP_CAS64 = 6,	/* value = old word; if old == cmp: word = val, result 1; else 0 */
-	SBPF_OP_COUNT = 7,
+	/* BPF maps (docs/ABI.md "BPF maps"): key at arena_off, the value right after it */
+	SBPF_OP_MAP_UPDATE = 7,	/* len = key + value size, val = BPF_ANY/NOEXIST/EXIST */
+	SBPF_OP_MAP_LOOKUP = 8,	/* len = key + value size; value -> arena; -ENOENT if absent */
+	SBPF_OP_MAP_DELETE = 9,	/* len = key size */
+	SBPF_OP_COUNT = 10,
 };
+
+/* MAP_UPDATE flags (val), the values of BPF_ANY, BPF_NOEXIST and BPF_EXIST. */
+#define SBPF_MAP_ANY		0ULL
+#define SBPF_MAP_NOEXIST	1ULL
+#define SBPF_MAP_EXIST		2ULL
+
+/* Rights of an object (struct sbpf_map_attach.rights; ring/src/validate.rs rights). */
+#define SBPF_RIGHT_READ		(1U << 0)	/* READ, LOAD64, MAP_LOOKUP */
+#define SBPF_RIGHT_WRITE	(1U << 1)	/* WRITE, STORE64, FETCH_ADD64, CAS64, MAP_UPDATE/DELETE */
+#define SBPF_RIGHT_MAP		(1U << 2)	/* a BPF map: MAP_* opcodes address it by key */
 
 /* Submission entry, 64 bytes, written by a producer; seq (release) publishes it. */
 struct sbpf_sqe {
@@ -119,7 +133,7 @@ struct sbpf_params {
 	__u32	sq_entries;	/* in/out */
 	__u32	cq_entries;	/* in with SBPF_SETUP_CQSIZE; out */
 	__u32	flags;		/* in */
-	__u32	sq_idle_ms;	/* in */
+	__u32	sq_idle_ms;	/* in; out: the spin in force (SQPOLL), else 0 */
 	__u64	arena_size;	/* in */
 	__u64	ring_size;	/* out */
 	__u32	features;	/* out */
@@ -137,10 +151,37 @@ struct sbpf_enter {
 	__u64	timeout_ns;
 };
 
+/*
+ * An object id is (generation << SBPF_OBJ_INDEX_BITS) | index, never 0. Indices are
+ * allocated cyclically and reused once their object is gone; the generation (the upper
+ * 12 bits) counts the laps of the index space, so an id held after its object is gone
+ * answers ENOENT instead of reaching a new object at the same index until 2^12 laps
+ * (about 2^32 creations) later.
+ */
+#define SBPF_OBJ_INDEX_BITS	20
+
 struct sbpf_object {
 	__u32	id;
 	__u32	flags;		/* must be 0 */
 	__u64	size;
+};
+
+/*
+ * Attaches a BPF map (array, hash, LRU hash) by fd as an object of this file. The module
+ * holds a reference on the map until the object is detached (SBPF_IOC_OBJ_DETACH) or the
+ * file is released. The fd's open mode decides the rights; a frozen map refuses writes.
+ */
+struct sbpf_map_attach {
+	__s32	fd;		/* in: BPF map fd */
+	__u32	flags;		/* in: must be 0 */
+	__u32	id;		/* out: object id */
+	__u32	map_type;	/* out: BPF_MAP_TYPE_* */
+	__u32	key_size;	/* out */
+	__u32	value_size;	/* out */
+	__u32	max_entries;	/* out */
+	__u32	rights;		/* out: SBPF_RIGHT_* */
+	__u64	size;		/* out: bytes READ/WRITE/word ops address (array maps), else 0 */
+	__u64	resv[2];	/* must be 0 */
 };
 
 struct sbpf_sync_op {
@@ -191,6 +232,7 @@ struct sbpf_stats {
  * ENTERs fail with ESHUTDOWN unless GETEVENTS finds min_complete completions ready.
  */
 #define SBPF_IOC_SHUTDOWN	_IO(SBPF_IOC_MAGIC, 8)
+#define SBPF_IOC_MAP_ATTACH	_IOWR(SBPF_IOC_MAGIC, 16, struct sbpf_map_attach)
 
 #define SBPF_ABI_ASSERT(cond) _Static_assert(cond, #cond)
 SBPF_ABI_ASSERT(sizeof(struct sbpf_sqe) == 64);
@@ -214,6 +256,9 @@ SBPF_ABI_ASSERT(__builtin_offsetof(struct sbpf_params, cq_off) == 72);
 SBPF_ABI_ASSERT(sizeof(struct sbpf_enter) == 24);
 SBPF_ABI_ASSERT(sizeof(struct sbpf_object) == 16);
 SBPF_ABI_ASSERT(sizeof(struct sbpf_sync_op) == 96);
+SBPF_ABI_ASSERT(sizeof(struct sbpf_map_attach) == 56);
+SBPF_ABI_ASSERT(__builtin_offsetof(struct sbpf_map_attach, rights) == 28);
+SBPF_ABI_ASSERT(__builtin_offsetof(struct sbpf_map_attach, size) == 32);
 SBPF_ABI_ASSERT(sizeof(struct sbpf_stats) == 128);
 SBPF_ABI_ASSERT(SBPF_STATS_OFF + sizeof(struct sbpf_stats) <= SBPF_SQES_OFF);
 #undef SBPF_ABI_ASSERT

@@ -77,3 +77,55 @@ impl Rng {
         }
     }
 }
+
+/// A context buffer whose last byte is the last byte of a readable page, followed by a page
+/// mapped `PROT_NONE`: any access one byte past the context faults, under the JIT as well as
+/// the interpreter.
+pub struct GuardedContext {
+    base: *mut u8,
+    len: usize,
+}
+
+const PAGE: usize = 4096;
+
+impl GuardedContext {
+    pub fn new(len: usize) -> GuardedContext {
+        assert!(len <= PAGE);
+        // SAFETY: an anonymous private mapping of two fresh pages; no existing memory is
+        // touched, and the result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED, "mmap");
+        // SAFETY: the second page belongs to the mapping made above.
+        let rc =
+            unsafe { libc::mprotect(base.cast::<u8>().add(PAGE).cast(), PAGE, libc::PROT_NONE) };
+        assert_eq!(rc, 0, "mprotect");
+        GuardedContext {
+            base: base.cast(),
+            len,
+        }
+    }
+
+    /// The context: `len` bytes ending exactly at the inaccessible page.
+    pub fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: `[PAGE - len, PAGE)` of the first page is mapped readable and writable for
+        // the life of `self`, and `&mut self` makes this the only reference to it.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(PAGE - self.len), self.len) }
+    }
+}
+
+impl Drop for GuardedContext {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no reference into it outlives
+        // `self` (`bytes` borrows `self`).
+        unsafe { libc::munmap(self.base.cast(), 2 * PAGE) };
+    }
+}

@@ -1,7 +1,8 @@
-# expect: backward-jump
-# A counting loop: the back edge makes termination depend on data.
+# expect: budget
+# A loop whose exit depends on r0 wrapping around 2^64: every iteration is a new state, so
+# exploration runs out of budget.
 mov r0, 0
 again:
 add r0, 1
-jlt r0, 10, again
+jne r0, 0, again
 exit

@@ -1,5 +1,6 @@
-# expect: backward-jump
-# ja -1 jumps to itself forever.
+# expect: infinite-loop
+# ja -1 jumps to itself forever: the same state comes back unfinished.
 mov r0, 0
-ja -1
+jeq r0, 0, +1
 exit
+ja -1

@@ -1,4 +1,4 @@
-# expect: r1-as-value
+# expect: pointer-compare
 # Comparing the pointer leaks address bits into control flow.
 mov r0, 0
 jgt r1, 4096, out

@@ -1,3 +1,3 @@
-# expect: load-out-of-context
+# expect: out-of-bounds
 ldxdw r0, [r1-32768]
 exit

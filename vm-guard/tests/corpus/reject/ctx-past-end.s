@@ -1,4 +1,4 @@
-# expect: load-out-of-context
-# The context is 240 bytes; an 8-byte load at 240 reads past it.
-ldxdw r0, [r1+240]
+# expect: out-of-bounds
+# The context is 224 bytes; an 8-byte load at 224 reads past it.
+ldxdw r0, [r1+224]
 exit

@@ -1,5 +1,5 @@
-# expect: r1-as-value
-# Pointer arithmetic on the context: r1 must stay the context's start.
+# expect: out-of-bounds
+# Pointer arithmetic on the context is fine, but the load at r1 + 200 + 24 ends past 224.
 add r1, 200
-ldxdw r0, [r1+16]
+ldxdw r0, [r1+24]
 exit

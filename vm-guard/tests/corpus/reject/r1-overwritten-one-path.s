@@ -1,4 +1,4 @@
-# expect: r1-overwritten
+# expect: not-a-pointer
 # r1 is overwritten on one path only; the load after the join may go through a number.
 ldxb r2, [r1+0]
 jeq r2, 0, join

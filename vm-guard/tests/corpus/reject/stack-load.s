@@ -1,4 +1,4 @@
-# expect: stack
+# expect: stack-uninit
 # Reading the (never written) stack.
 ldxdw r0, [r10-8]
 exit

@@ -17,7 +17,10 @@
 use std::{
     cell::UnsafeCell,
     fmt,
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc, Mutex, OnceLock, Weak,
+    },
     time::{Duration, Instant},
 };
 
@@ -94,6 +97,10 @@ pub(crate) struct State {
     /// Notified after every drain that routed something: callers waiting for room in the
     /// submission ring or for a free slot wait here.
     progress: Event,
+    /// Followers spinning now, and how many may: spinning pays only on an otherwise idle
+    /// core (the leader and the consumer need theirs), so beyond that followers park.
+    spinners: AtomicU32,
+    spin_limit: u32,
     #[cfg(feature = "tokio")]
     pub(crate) reactor: crate::tokio::ReactorSlot,
 }
@@ -108,6 +115,12 @@ unsafe impl Sync for State {}
 ///
 /// Get it from [`Ring::dispatcher`]; [`Ring::call`] and the typed helpers on [`Ring`] use
 /// the same one.
+///
+/// Completions are routed by waiting calls, not by a thread of their own: while no call
+/// waits, nothing reads the completion queue. Entries published by raw [`Submitter`]s
+/// beside the dispatcher therefore complete only while calls are made (their completions
+/// are counted as forged and dropped), and once the completion queue is full such a
+/// producer sees `Full` until the next call.
 #[derive(Clone)]
 pub struct Dispatcher {
     pub(crate) state: Arc<State>,
@@ -366,20 +379,26 @@ impl State {
                     None => Wait::Closed,
                 });
             }
-            let mut spins = 0;
-            while spins < FOLLOWER_SPINS
-                && self.waiters.has_leader()
-                && !self.waiters.is_done(index)
-            {
-                if spins % FOLLOWER_YIELD_EVERY == FOLLOWER_YIELD_EVERY - 1 {
-                    std::thread::yield_now();
-                } else {
-                    crate::sync::spin_loop();
+            // Relaxed: a heuristic count; a wrong guess only spins or parks once too many.
+            if self.spinners.fetch_add(1, Ordering::Relaxed) < self.spin_limit {
+                let mut spins = 0;
+                while spins < FOLLOWER_SPINS
+                    && self.waiters.has_leader()
+                    && !self.waiters.is_done(index)
+                {
+                    if spins % FOLLOWER_YIELD_EVERY == FOLLOWER_YIELD_EVERY - 1 {
+                        std::thread::yield_now();
+                    } else {
+                        crate::sync::spin_loop();
+                    }
+                    spins += 1;
                 }
-                spins += 1;
-            }
-            if spins < FOLLOWER_SPINS {
-                continue;
+                self.spinners.fetch_sub(1, Ordering::Relaxed);
+                if spins < FOLLOWER_SPINS {
+                    continue;
+                }
+            } else {
+                self.spinners.fetch_sub(1, Ordering::Relaxed);
             }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -437,6 +456,10 @@ impl Dispatcher {
             submitters: ArrayQueue::new(POOLED_SUBMITTERS),
             template: Mutex::new(template),
             progress: Event::new(),
+            spinners: AtomicU32::new(0),
+            spin_limit: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() as u32)
+                .saturating_sub(1),
             #[cfg(feature = "tokio")]
             reactor: Default::default(),
         });

@@ -47,10 +47,12 @@ impl Cq {
 }
 
 /// A blocking call's wait for slot `index`, as `dispatch::State::wait` runs it (without
-/// the spin): take the result, or lead until it is there, or park.
+/// the spin): take the result (and pass on a promotion), or lead until it is there, or
+/// park.
 fn wait(w: &Waiters, cq: &Cq, index: u32) -> Option<Cqe> {
     loop {
         if let Some(c) = w.take(index) {
+            w.leave();
             return Some(c);
         }
         if w.try_lead() {
@@ -118,6 +120,38 @@ fn a_leader_that_leaves_promotes_a_parked_caller() {
         kernel.join().unwrap();
         assert_eq!(w.in_use(), 0);
         assert_eq!(w.counts().routed, 2);
+    });
+}
+
+/// Two parked callers under a leader that routes only the first one's completion, then
+/// steps down and only then posts the second one's. Its promotion may unpark the first
+/// caller, which is leaving with its result and will not lead: that caller must pass the
+/// promotion on (`leave`), or the second waits parked with no one routing.
+#[test]
+fn a_caller_leaving_with_its_result_passes_a_promotion_on() {
+    model(|| {
+        let w = Arc::new(Waiters::new(3, 0));
+        let cq = Arc::new(Cq::default());
+        let (a, ua) = w.alloc().unwrap();
+        let (b, ub) = w.alloc().unwrap();
+        assert!(w.try_lead());
+        let leader = {
+            let (w, cq) = (Arc::clone(&w), Arc::clone(&cq));
+            thread::spawn(move || {
+                cq.post(ua, 1);
+                cq.drain(&w, true);
+                w.unlead();
+                cq.post(ub, 2);
+            })
+        };
+        let first = {
+            let (w, cq) = (Arc::clone(&w), Arc::clone(&cq));
+            thread::spawn(move || wait(&w, &cq, a).expect("completed").res)
+        };
+        assert_eq!(wait(&w, &cq, b).expect("completed").res, 2);
+        assert_eq!(first.join().unwrap(), 1);
+        leader.join().unwrap();
+        assert_eq!(w.in_use(), 0);
     });
 }
 

@@ -353,6 +353,7 @@ impl State {
     fn wait(&self, index: u32, deadline: Option<Instant>) -> Result<Wait, Error> {
         loop {
             if let Some(cqe) = self.waiters.take(index) {
+                self.waiters.leave();
                 return Ok(Wait::Done(Completion(cqe)));
             }
             if self.waiters.try_lead() {
@@ -403,7 +404,10 @@ impl State {
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) => Some(left),
-                    None => return Ok(Wait::TimedOut),
+                    None => {
+                        self.waiters.leave();
+                        return Ok(Wait::TimedOut);
+                    }
                 },
                 None => None,
             };

@@ -33,7 +33,11 @@
 //!   leader drops the flag, issues a full fence (P2) and then looks at the parked count; a
 //!   closer stores `closed`, issues a full fence (P3) and then wakes everyone it finds. By
 //!   P1/P2, either the follower sees no leader (and leads itself) or the leader sees the
-//!   follower (and unparks one). A parked thread and a closer also meet under the parked
+//!   follower (and unparks one). The one unparked may be a follower that is leaving with
+//!   its own result (still on the list, not going to lead): every caller that leaves
+//!   without having led looks (P4) and, finding no leader and a parked follower, unparks
+//!   one itself; it removed itself from the list under the lock the promoter held, which
+//!   orders its look after the promotion. A parked thread and a closer also meet under the parked
 //!   list's lock; a task has no such list, so for it P3 pairs with the fence in
 //!   `is_closed`, which the task calls after registering its waker: either it sees
 //!   `closed` or the closer's scan finds its slot WAITING. Nobody is left waiting without
@@ -490,6 +494,21 @@ impl Waiters {
         // SeqCst fence P2 pairs with P1 in `park`.
         fence(ordering!("unlead_fence", SeqCst => AcqRel));
         if self.parked_count.load(Ordering::Relaxed) != 0 {
+            self.promote();
+        }
+    }
+
+    /// A caller leaves with its result without having led: if no one leads and a
+    /// follower is parked, it unparks one (P4). A leader's `promote` may have unparked
+    /// this very caller, which was on the parked list but not going to lead: without this,
+    /// that promotion is lost and the follower parked behind it waits with no leader.
+    #[inline]
+    pub fn leave(&self) {
+        // Relaxed, ordered by the parked list's lock: a promotion lost on this caller took
+        // the lock (after the leader's store of `lead`, and after the pushes of the
+        // followers it saw) before this caller removed itself under the same lock. A
+        // follower that pushed later meets the leader by P1/P2 instead.
+        if !self.lead.load(Ordering::Relaxed) && self.parked_count.load(Ordering::Relaxed) != 0 {
             self.promote();
         }
     }

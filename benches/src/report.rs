@@ -43,7 +43,7 @@ impl std::fmt::Debug for ExtraValidator {
 pub struct Options {
     /// Time per case.
     pub budget: Budget,
-    /// Run only cases whose name contains this.
+    /// Run only cases whose name contains this (or, comma-separated, any of these).
     pub filter: Option<String>,
     /// Extra validator cases (`ring+guard-jit/read64/b32`, `ring+guard-interp/read64/b32`).
     pub validators: Vec<ExtraValidator>,
@@ -200,7 +200,11 @@ pub fn case_names(opts: &mut Options) -> Vec<String> {
 /// round-robin, and compares them.
 pub fn run_all(mut opts: Options) -> Report {
     let filter = opts.filter.clone();
-    let keep = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let keep = |name: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|f| f.split(',').any(|f| name.contains(f)))
+    };
     let runners: Vec<(String, Runner)> = cases(&mut opts)
         .into_iter()
         .filter(|(name, _)| keep(name))

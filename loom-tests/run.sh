@@ -41,6 +41,11 @@ gate_close       shutdown   close_while_consuming
 event_wait       event      wait_notify
 event_notify     event      wait_notify
 event_notify     shutdown   close_wakes_a_blocked_waiter
+route_done       dispatch   leader_wakes_a_parked_caller
+take_acquire     dispatch   leader_wakes_a_parked_caller
+park_fence       dispatch   a_leader_that_leaves_promotes_a_parked_caller
+unlead_fence     dispatch   a_leader_that_leaves_promotes_a_parked_caller
+close_fence      dispatch   close_wakes_a_registered_task
 '
 
 # Why a failed run failed, from its log.

@@ -65,8 +65,8 @@ if [ $quick = 0 ]; then
 
 	step "kernel module in QEMU (Debian 6.1 and 6.12)"
 	# The ring suite, built static for the guest, runs there on the kernel backend.
-	bins=$(cargo test -p sbpf-ring -p sbpf-ring-cli --release --target x86_64-unknown-linux-musl \
-		--test ring --test props --test lifecycle --test demo --test objects --test bpf_maps --no-run --message-format=json 2>/dev/null |
+	bins=$(cargo test -p sbpf-ring -p sbpf-ring-cli --release --target x86_64-unknown-linux-musl --features sbpf-ring/tokio \
+		--test ring --test props --test lifecycle --test dispatch --test dispatch_async --test demo --test objects --test bpf_maps --no-run --message-format=json 2>/dev/null |
 		grep -o '"executable":"[^"]*/deps/[^"]*"' | sed 's/"executable":"\(.*\)"/\1/')
 	VMTEST_RUST_BINS="$bins" bash kmod/vmtest/run.sh --kernel all
 fi

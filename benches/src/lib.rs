@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub mod affinity;
 pub mod bpf_cases;
+pub mod dispatch_cases;
 pub mod kmod;
 pub mod plot;
 pub mod report;

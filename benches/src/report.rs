@@ -7,7 +7,7 @@ use sbpf_ring::IdlePolicy;
 use serde::Serialize;
 
 use crate::{
-    kmod,
+    dispatch_cases, kmod,
     ring_cases::{
         ring_case, ring_case_boxed, ring_light_case, ring_novalidate_case, ring_old_idle_case,
         RingOp, LIGHT_RATE, OLD_IDLE,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for ExtraValidator {
 pub struct Options {
     /// Time per case.
     pub budget: Budget,
-    /// Run only cases whose name contains this.
+    /// Run only cases whose name contains this (or, comma-separated, any of these).
     pub filter: Option<String>,
     /// Extra validator cases (`ring+guard-jit/read64/b32`, `ring+guard-interp/read64/b32`).
     pub validators: Vec<ExtraValidator>,
@@ -165,6 +165,27 @@ fn cases(opts: &mut Options) -> Vec<(String, Runner)> {
     for q in [Queue::Raw, Queue::RawPadded, Queue::Rtrb, Queue::Crossbeam] {
         v.push((q.name().into(), Box::new(move |b| spsc_case(q, b))));
     }
+    for threads in [1, 2, 4] {
+        v.push((
+            format!("call/read64/t{threads}"),
+            Box::new(move |b| dispatch_cases::call_case(threads, b)),
+        ));
+    }
+    v.push((
+        format!("async/read64/tasks{}", dispatch_cases::TASKS),
+        Box::new(dispatch_cases::async_case),
+    ));
+    v.push((
+        format!(
+            "tokio-spawn_blocking/pread64/tasks{}",
+            dispatch_cases::TASKS
+        ),
+        Box::new(dispatch_cases::spawn_blocking_case),
+    ));
+    v.push((
+        format!("io_uring/read64/depth{}", dispatch_cases::TASKS),
+        Box::new(dispatch_cases::uring_depth_case),
+    ));
     v
 }
 
@@ -179,7 +200,11 @@ pub fn case_names(opts: &mut Options) -> Vec<String> {
 /// round-robin, and compares them.
 pub fn run_all(mut opts: Options) -> Report {
     let filter = opts.filter.clone();
-    let keep = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let keep = |name: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|f| f.split(',').any(|f| name.contains(f)))
+    };
     let runners: Vec<(String, Runner)> = cases(&mut opts)
         .into_iter()
         .filter(|(name, _)| keep(name))
@@ -321,6 +346,26 @@ fn pairs() -> Vec<(String, String, Option<f64>)> {
     p.push((
         "ring+guard-interp/read64/b32".into(),
         "ring/read64/b32".into(),
+        None,
+    ));
+    // Per-request calls from threads, and futures from tasks (issue 14).
+    for t in [1, 2, 4] {
+        p.push((
+            format!("call/read64/t{t}"),
+            "syscall/pread64".into(),
+            Some(5.0),
+        ));
+        p.push((format!("call/read64/t{t}"), "ring/read64/b1".into(), None));
+    }
+    let tasks = dispatch_cases::TASKS;
+    p.push((
+        format!("async/read64/tasks{tasks}"),
+        format!("tokio-spawn_blocking/pread64/tasks{tasks}"),
+        Some(10.0),
+    ));
+    p.push((
+        format!("async/read64/tasks{tasks}"),
+        format!("io_uring/read64/depth{tasks}"),
         None,
     ));
     p.push(("ring/raw/entry64".into(), "rtrb/entry64".into(), Some(1.0)));

@@ -23,7 +23,8 @@ pub struct BenchArgs {
     /// (default: $SBPF_KMOD_RESULTS, else the harness's latest `.vmtest/kmod-bench.json`).
     #[arg(long, value_name = "PATH")]
     pub kmod_results: Option<PathBuf>,
-    /// Run only the cases whose name contains SUBSTR.
+    /// Run only the cases whose name contains SUBSTR (several: comma-separated, any of
+    /// them).
     #[arg(long, value_name = "SUBSTR")]
     pub filter: Option<String>,
     /// Run every case N times, round-robin, sharing its time out; each case reports its

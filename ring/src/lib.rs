@@ -6,6 +6,55 @@
 //! and a kernel thread consumes them; where the module is not loaded, the local backend
 //! runs the same ABI in process memory with a poller thread in its place.
 //!
+//! An operation is a call that returns its own result, from any thread (the ring's
+//! [`Dispatcher`] routes each completion to its caller), or a future with the `tokio`
+//! feature; buffers come from a pool over the arena and belong to the request in flight:
+//!
+//! ```
+//! use sbpf_ring::Ring;
+//!
+//! let ring = Ring::builder().sq_entries(64).arena_size(64 * 1024).build()?;
+//! let counter = ring.create_object(4096)?;
+//! std::thread::scope(|s| {
+//!     for _ in 0..4 {
+//!         s.spawn(|| ring.fetch_add(counter, 0, 1).unwrap());
+//!     }
+//! });
+//! assert_eq!(ring.load(counter, 0)?, 4);
+//!
+//! let mut buf = ring.buffers().alloc(5).unwrap();
+//! buf.write(b"hello")?;
+//! let (written, buf) = ring.write_from(counter, 64, buf);
+//! let (read, buf) = ring.read_into(counter, 64, buf);
+//! assert_eq!((written?, read?, buf.to_vec()), (5, 5, b"hello".to_vec()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ```
+//! # #[cfg(feature = "tokio")]
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+//! # let ring = sbpf_ring::Ring::builder().arena_size(64 * 1024).build()?;
+//! # let table = ring.create_object(4096)?;
+//! // With the `tokio` feature: the same operations as futures (`Send`), woken through the
+//! // ring's fd. Dropping one cancels nothing: its request completes, then its buffer returns.
+//! let d = ring.dispatcher()?;
+//! let tasks: Vec<_> = (0..64u64)
+//!     .map(|i| {
+//!         let (d, buf) = (d.clone(), ring.buffers().alloc(64).unwrap());
+//!         tokio::spawn(async move { d.read_into_async(table, i * 64, buf).await.0 })
+//!     })
+//!     .collect();
+//! for t in tasks {
+//!     assert_eq!(t.await??, 64);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The raw path stays: producer handles publish entries, and the one [`CompletionQueue`]
+//! reads completions in order (it and the dispatcher exclude each other):
+//!
 //! ```
 //! use sbpf_ring::{op, Ring};
 //!
@@ -80,6 +129,16 @@
 //! leaves the slot unpublished, getting its entry back ([`SubmitError::Closed`]). An entry
 //! is performed or handed back, never both, never neither.
 //!
+//! # Per-request results
+//!
+//! The [`Dispatcher`] keeps every request in flight in a slab keyed by `user_data` (slot
+//! index plus generation, XORed with a per-dispatcher key): a completion whose
+//! `user_data` names no live request is counted ([`DispatchStats`]: forged or stale) and
+//! dropped, never handed to a caller. No thread is added: a waiting caller that finds no
+//! one routing becomes the leader, drains the completion ring and wakes each request's
+//! waiter; the others park, and a leader that has its own result unparks one of them to
+//! lead next. The protocol is `waiters.rs` (model-checked in `loom-tests/`).
+//!
 //! # Closing a ring
 //!
 //! A ring closes in one of three ways, all with the same effect:
@@ -104,6 +163,8 @@
 //! - a thread in [`CompletionQueue::wait`] returns as soon as the consumer has finished
 //!   what was published before the close: with the completions it waited for, or
 //!   [`Error::Closed`]; completions already posted stay readable;
+//! - every caller of the [`Dispatcher`] (parked, leading, or waiting for room) and every
+//!   pending future returns its result if it arrived, else [`Error::Closed`];
 //! - the memory (mappings, the device file, objects held by this ring) lives until the
 //!   last handle of any kind ([`Submitter`], [`Arena`], [`CompletionQueue`]) is dropped;
 //!   a kernel object lives on while another ring or process holds it.
@@ -127,7 +188,11 @@ pub mod bpf;
 #[cfg(not(loom))]
 mod bpfmap;
 #[cfg(not(loom))]
+mod buffers;
+#[cfg(not(loom))]
 mod complete;
+#[cfg(not(loom))]
+mod dispatch;
 #[cfg(not(loom))]
 pub mod kernel;
 #[cfg(not(loom))]
@@ -138,14 +203,26 @@ pub mod region;
 #[cfg(not(loom))]
 mod submit;
 pub mod sync;
+#[cfg(all(feature = "tokio", not(loom)))]
+mod tokio;
 pub mod validate;
+#[cfg(loom)]
+pub mod waiters;
+#[cfg(not(loom))]
+mod waiters;
+#[cfg(not(loom))]
+mod wakeup;
 
 #[cfg(not(loom))]
 pub use arena::{Arena, OutOfBounds};
 #[cfg(not(loom))]
 pub use bpfmap::{BpfMapObject, MapPath};
 #[cfg(not(loom))]
+pub use buffers::{ArenaBuf, BufferPool};
+#[cfg(not(loom))]
 pub use complete::{Completion, CompletionQueue, Completions, OpError};
+#[cfg(not(loom))]
+pub use dispatch::{DispatchStats, Dispatcher};
 #[cfg(not(loom))]
 pub use local::IdlePolicy;
 #[cfg(not(loom))]

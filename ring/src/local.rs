@@ -139,6 +139,8 @@ pub(crate) struct Local {
     pub(crate) sq_event: Event,
     /// Where completion waiters sleep; the poller notifies after every publication.
     pub(crate) cq_event: Event,
+    /// A reactor's eventfd, written after a publication only when armed.
+    pub(crate) cq_wakeup: crate::wakeup::CqWakeup,
     /// `u64::MAX`, or the final SQ tail once shutdown has closed the gate.
     stop_at: AtomicU64,
     /// Set by the poller as it exits: no completion will come any more.
@@ -154,6 +156,7 @@ impl Local {
             objects_gen: AtomicU64::new(0),
             sq_event: Event::new(),
             cq_event: Event::new(),
+            cq_wakeup: Default::default(),
             stop_at: AtomicU64::new(u64::MAX),
             finished: AtomicBool::new(false),
             idle,
@@ -202,6 +205,7 @@ impl Local {
         // are visible to a waiter that sees the flag.
         self.finished.store(true, Ordering::Release);
         self.cq_event.notify();
+        self.cq_wakeup.signal();
     }
 
     /// Whether the poller has exited: no completion will be posted any more.
@@ -415,6 +419,7 @@ impl<'a> Poller<'a> {
             sq.release(self.sq_head);
             cq.publish(self.cq_tail);
             self.local.cq_event.notify();
+            self.local.cq_wakeup.after_publish();
         } else if room == 0 && !self.cq_full && sq.is_published(self.sq_head) {
             // One count per episode of a full CQ, as the kernel module counts.
             self.cq_full = true;

@@ -48,8 +48,9 @@ pub enum Error {
     /// No object with this id is attached (or exists).
     #[error("{0} is not attached")]
     UnknownObject(ObjectId),
-    /// The completion queue was already taken.
-    #[error("the completion queue was already taken")]
+    /// The completion queue was already taken: by [`Ring::completions`] or by the
+    /// dispatcher ([`Ring::dispatcher`], [`Ring::call`]). The two modes exclude each other.
+    #[error("the completion queue was already taken (raw completions and the dispatcher exclude each other)")]
     CompletionQueueTaken,
     /// A single-producer handle excludes every other producer handle, and the reverse.
     #[error("{0}")]
@@ -66,6 +67,17 @@ pub enum Error {
     /// The ring already has this many objects attached, its limit.
     #[error("the ring already has {0} objects attached, its limit")]
     TooManyObjects(usize),
+    /// The request completed with an error (a dispatcher call's typed helpers).
+    #[error("the request failed: {0}")]
+    Op(crate::OpError),
+    /// The producer's validator refused a dispatcher call's entry.
+    #[error("entry rejected by the {stage} validator: {rejection}")]
+    Rejected {
+        /// The validator's name.
+        stage: String,
+        /// Why.
+        rejection: crate::Rejection,
+    },
     /// A BPF map could not be attached or reached.
     #[error("BPF map: {what}: {source}")]
     Bpf {
@@ -302,6 +314,7 @@ impl RingBuilder {
         };
         Ok(Ring {
             handle: Handle(inner),
+            dispatch: Default::default(),
         })
     }
 }
@@ -334,6 +347,8 @@ pub(crate) struct Inner {
     shut_down: Mutex<bool>,
     /// How long a completion waiter spins before it blocks.
     pub(crate) wait_spin: Duration,
+    /// The dispatcher, told when the ring closes.
+    pub(crate) dispatch: crate::dispatch::CloseHook,
 }
 
 impl Inner {
@@ -355,6 +370,7 @@ impl Inner {
             producer_mode: AtomicU32::new(0),
             cq_taken: AtomicBool::new(false),
             cq_dropped: AtomicBool::new(false),
+            dispatch: Default::default(),
             objects_lock: Mutex::new(()),
             maps: Mutex::new(Vec::new()),
             shut_down: Mutex::new(false),
@@ -459,6 +475,9 @@ impl Inner {
             Backend::Local(local) => local.stop(final_tail),
             Backend::Kernel(kernel) => self.stop_kernel(kernel, final_tail),
         };
+        drop(done);
+        // After the backend stopped: every completion that will ever come is posted.
+        self.dispatch.closed();
         ShutdownReport { returned }
     }
 
@@ -544,6 +563,8 @@ impl Handle {
 /// the one [`CompletionQueue`].
 pub struct Ring {
     handle: Handle,
+    /// The dispatcher and buffer pool, made on first use ([`Ring::dispatcher`]).
+    pub(crate) dispatch: crate::dispatch::RingDispatch,
 }
 
 impl fmt::Debug for Ring {
@@ -570,6 +591,10 @@ impl Ring {
 
     fn inner(&self) -> &Inner {
         self.handle.inner()
+    }
+
+    pub(crate) fn handle_ref(&self) -> &Handle {
+        &self.handle
     }
 
     /// The backend this ring runs on.

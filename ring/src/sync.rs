@@ -14,6 +14,19 @@ mod imp {
         },
     };
 
+    /// Parking, as the dispatcher's followers do it.
+    pub mod thread {
+        pub use std::thread::{current, Thread};
+
+        /// Parks the current thread until unparked, or `timeout` passes (never: `None`).
+        pub fn park_timeout(timeout: Option<std::time::Duration>) {
+            match timeout {
+                None => std::thread::park(),
+                Some(t) => std::thread::park_timeout(t),
+            }
+        }
+    }
+
     /// `std::cell::UnsafeCell` with loom's `with`/`with_mut` interface, so callers read the
     /// same under both configurations. `repr(transparent)`: it lies over mapped bytes.
     #[derive(Debug)]
@@ -49,6 +62,16 @@ mod imp {
             Condvar, Mutex,
         },
     };
+
+    /// Parking, as the dispatcher's followers do it.
+    pub mod thread {
+        pub use loom::thread::{current, Thread};
+
+        /// Under loom a park has no timeout: a model must end by an unpark.
+        pub fn park_timeout(_timeout: Option<std::time::Duration>) {
+            loom::thread::park();
+        }
+    }
 
     /// Under loom a spin is a yield, so the model explores the other threads.
     pub fn spin_loop() {

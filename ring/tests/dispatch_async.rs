@@ -1,0 +1,166 @@
+//! The dispatcher's futures (feature `tokio`): every task gets exactly its own result, a
+//! future dropped in flight leaks no buffer and no slot, and closing the ring wakes every
+//! pending future with `Closed`. On whichever backend the environment selects.
+
+mod common;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use common::{ring, scaled};
+use sbpf_ring::{op, AcceptAll, Error};
+
+const TASKS: u64 = 64;
+
+fn assert_send<T: Send>(t: T) -> T {
+    t
+}
+
+/// 64 tasks on a multi-threaded runtime: each adds to its own word (its old values must be
+/// 0, 1, 2, ... in order) and to a shared one (every old value exactly once overall).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_gets_its_own_result() {
+    let ring = ring(64, 128, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let kernel = std::env::var("SBPF_RING_BACKEND").is_ok_and(|b| b == "kernel");
+    let per = scaled(if kernel { 200 } else { 2_000 }) as u64;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let d = d.clone();
+            tokio::spawn(assert_send(async move {
+                let mut seen = Vec::with_capacity(per as usize);
+                for i in 0..per {
+                    assert_eq!(d.fetch_add_async(obj, 8 + t * 8, 1).await.unwrap(), i);
+                    seen.push(d.fetch_add_async(obj, 0, 1).await.unwrap());
+                }
+                seen
+            }))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert!(all.iter().copied().eq(0..TASKS * per));
+    assert_eq!(d.load_async(obj, 8).await.unwrap(), per);
+    let stats = d.stats();
+    assert_eq!(
+        (stats.forged, stats.stale, stats.in_flight),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+}
+
+/// Reads and writes with pool buffers from 64 tasks; every buffer comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffers_through_futures_come_back() {
+    let ring = ring(64, 128, 256 * 1024);
+    let obj = ring.create_object(64 * 1024).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let pool = ring.buffers();
+    let capacity = pool.available();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (d, pool) = (d.clone(), pool.clone());
+            tokio::spawn(async move {
+                let at = t * 1024;
+                for i in 0..scaled(200) as u64 {
+                    let data: Vec<u8> = (0..64).map(|k| (k ^ i ^ t) as u8).collect();
+                    let mut buf = pool.alloc(64).unwrap();
+                    buf.write(&data).unwrap();
+                    let (n, buf) = d.write_from_async(obj, at, buf).await;
+                    assert_eq!(n.unwrap(), 64);
+                    let (n, buf) = d.read_into_async(obj, at, buf).await;
+                    assert_eq!(n.unwrap(), 64);
+                    assert_eq!(buf.to_vec(), data);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(pool.available(), capacity);
+}
+
+fn poll_once<F: Future>(f: &mut Pin<Box<F>>) -> Poll<F::Output> {
+    f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Futures polled once (so their entries are in flight, nothing routed: the test holds
+/// the lead) and then dropped keep their buffers and slots until their requests complete;
+/// then everything comes back, and no completion reaches anyone else.
+#[test]
+fn a_future_dropped_in_flight_leaks_no_buffer_and_no_slot() {
+    let ring = ring(16, 32, 64 * 1024);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let pool = ring.buffers();
+    let capacity = pool.available();
+    let hold = d.hold_lead_for_test().unwrap();
+    for i in 0..8u64 {
+        let buf = pool.alloc(64).unwrap();
+        let mut f = Box::pin(d.read_into_async(obj, i * 64, buf));
+        assert!(poll_once(&mut f).is_pending());
+        let mut g = Box::pin(d.fetch_add_async(obj, 0, 1));
+        assert!(poll_once(&mut g).is_pending());
+        drop((f, g));
+    }
+    // In flight: the buffers are still the requests'.
+    assert_eq!(pool.available(), capacity - 8);
+    assert_eq!(d.stats().in_flight, 16);
+    drop(hold);
+    // A call routes everything before its own completion (one consumer, in order).
+    assert_eq!(ring.fetch_add(obj, 0, 1).unwrap(), 8);
+    let stats = d.stats();
+    assert_eq!(pool.available(), capacity);
+    assert_eq!(
+        (stats.in_flight, stats.stale, stats.forged),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.routed, 17);
+}
+
+/// 16 tasks pending on requests that cannot complete (the test holds the lead and the
+/// completion ring is full of raw NOPs); shutting the ring down wakes every one with
+/// `Closed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_wakes_every_pending_future() {
+    let ring = ring(4, 4, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let hold = d.hold_lead_for_test().unwrap();
+    let mut raw = ring.submitter_with(AcceptAll);
+    for _ in 0..4 {
+        raw.submit(op::Nop::new().user_data(u64::MAX).build())
+            .unwrap();
+    }
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let d = d.clone();
+            tokio::spawn(async move { d.fetch_add_async(obj, t * 8, 1).await })
+        })
+        .collect();
+    // Let them reach their waits; not a correctness bound.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ring = Arc::new(ring);
+    let closer = Arc::clone(&ring);
+    tokio::task::spawn_blocking(move || closer.shutdown())
+        .await
+        .unwrap();
+    drop(hold);
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    }
+    assert!(matches!(d.load_async(obj, 0).await, Err(Error::Closed)));
+    assert_eq!(d.stats().routed, 0);
+}

@@ -237,3 +237,48 @@ fn close_wakes_a_registered_task() {
         task.join().unwrap();
     });
 }
+
+/// Sets its flag when dropped: the orphan (a buffer) of a given-up request.
+struct DropFlag(Arc<loom::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A router moves a request to DONE and is preempted before it takes the waiter; the
+/// owner takes the result, the slot is reused by a request that is given up (its buffer
+/// kept as the orphan until it completes). The late router must not take that orphan:
+/// the buffer would return to its pool while its request may still use it.
+#[test]
+fn a_late_router_leaves_the_next_requests_orphan() {
+    model(|| {
+        let w = Arc::new(Waiters::new(2, 0));
+        let (i, ud) = w.alloc().unwrap();
+        let waker = std::task::Waker::noop().clone();
+        assert!(w.register(i, sbpf_ring::waiters::Waiter::Task(waker)));
+        let router = {
+            let w = Arc::clone(&w);
+            thread::spawn(move || {
+                w.complete(&Cqe {
+                    user_data: ud,
+                    res: 1,
+                    ..Cqe::default()
+                });
+            })
+        };
+        while w.take(i).is_none() {
+            thread::yield_now();
+        }
+        let (j, _) = w.alloc().unwrap();
+        assert_eq!(i, j, "the freed slot is reused");
+        let dropped = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+        w.abandon(j, Some(Box::new(DropFlag(Arc::clone(&dropped)))));
+        router.join().unwrap();
+        assert!(
+            !dropped.load(loom::sync::atomic::Ordering::SeqCst),
+            "the orphan of a request in flight was dropped"
+        );
+    });
+}

@@ -156,6 +156,9 @@ impl BufferPool {
                 "the pool's range must be 8-aligned and inside the arena",
             ));
         }
+        if classes.len() > usize::from(u8::MAX) + 1 {
+            return Err(crate::Error::InvalidArgument("at most 256 block classes"));
+        }
         let mut sorted: Vec<(u32, u32)> = classes.to_vec();
         sorted.sort_unstable();
         let mut base = range.start;
@@ -167,7 +170,7 @@ impl BufferPool {
                 ));
             }
             let bytes = u64::from(size) * u64::from(count);
-            if base + bytes > range.end {
+            if base.checked_add(bytes).is_none_or(|end| end > range.end) {
                 return Err(crate::Error::InvalidArgument(
                     "the classes do not fit the pool's range",
                 ));

@@ -141,6 +141,15 @@ enum Lead {
     TimedOut,
 }
 
+/// What a caller waiting for progress needs.
+#[derive(Clone, Copy)]
+enum Room {
+    /// Room in the submission ring.
+    Ring,
+    /// A free request slot.
+    Slot,
+}
+
 /// Where a request stands for its caller.
 enum Wait {
     Done(Completion),
@@ -248,7 +257,7 @@ impl State {
 
     /// Waits (without spinning a core) for progress: completions routed, room in the ring.
     /// Leads for a while if no one does.
-    fn wait_progress(&self, deadline: Option<Instant>) {
+    fn wait_progress(&self, deadline: Option<Instant>, what: Room) {
         let left = |cap: Duration| {
             deadline.map_or(cap, |d| {
                 d.saturating_duration_since(Instant::now()).min(cap)
@@ -262,8 +271,14 @@ impl State {
             self.waiters.unlead();
         } else {
             let sq = self.ring().region.sq();
+            let room = || match what {
+                Room::Ring => !sq.looks_full(),
+                Room::Slot => self.waiters.has_free(),
+            };
+            // A slot freed by its owner's `take` comes without a notification: the
+            // timeout bounds that wait.
             self.progress.wait(
-                || !sq.looks_full() || self.is_closed() || !self.waiters.has_leader(),
+                || room() || self.is_closed() || !self.waiters.has_leader(),
                 Some(left(Duration::from_millis(1))),
             );
         }
@@ -281,7 +296,7 @@ impl State {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::TimedOut);
             }
-            self.wait_progress(deadline);
+            self.wait_progress(deadline, Room::Slot);
         }
     }
 
@@ -305,7 +320,7 @@ impl State {
                     if spins < 64 {
                         crate::sync::spin_loop();
                     } else {
-                        self.wait_progress(deadline);
+                        self.wait_progress(deadline, Room::Ring);
                     }
                 }
                 Err(crate::BatchError::Closed) => return (done, Err(Error::Closed)),
@@ -489,56 +504,57 @@ impl Dispatcher {
     }
 
     /// Submits every entry (as few publications as the ring allows) and returns their
-    /// completions in the same order.
+    /// completions in the same order. Entries go out in rounds of as many as there are
+    /// free request slots (at most half the slab): a round never waits for a slot while
+    /// it holds unpublished ones, so concurrent batches cannot starve each other. On an
+    /// error, entries of earlier rounds have run; their completions are dropped.
     pub fn call_batch(&self, ops: &[Sqe]) -> Result<Vec<Completion>, Error> {
         let state = &self.state;
-        let mut slots = Vec::with_capacity(ops.len());
-        let mut entries = Vec::with_capacity(ops.len());
-        let mut result = Ok(());
-        for op in ops {
-            match state.alloc(None) {
-                Ok((index, user_data)) => {
-                    slots.push(index);
-                    entries.push(Sqe { user_data, ..*op });
-                }
-                Err(e) => {
-                    result = Err(e);
+        let most = (state.waiters.capacity() / 2).max(1) as usize;
+        let mut out = Vec::with_capacity(ops.len());
+        let mut slots = Vec::with_capacity(ops.len().min(most));
+        let mut entries = Vec::with_capacity(ops.len().min(most));
+        let mut rest = ops;
+        while !rest.is_empty() {
+            slots.clear();
+            entries.clear();
+            // The first slot may wait (this round holds none yet); the others are taken
+            // only if free now.
+            let (index, user_data) = state.alloc(None)?;
+            slots.push(index);
+            entries.push(Sqe {
+                user_data,
+                ..rest[0]
+            });
+            while slots.len() < rest.len().min(most) {
+                let Some((index, user_data)) = state.waiters.alloc() else {
                     break;
-                }
+                };
+                slots.push(index);
+                entries.push(Sqe {
+                    user_data,
+                    ..rest[slots.len() - 1]
+                });
             }
-            // Publish what we hold before waiting for more slots than the slab has.
-            if slots.len() as u32 == state.waiters.capacity() / 2 {
-                break;
-            }
-        }
-        if slots.len() < ops.len() && result.is_ok() {
-            // More entries than half the slab: in chunks.
-            for &i in &slots {
+            let (published, submitted) = state.submit(&entries, None);
+            for &i in &slots[published..] {
                 state.waiters.cancel_unsubmitted(i);
             }
-            let half = (state.waiters.capacity() / 2).max(1) as usize;
-            let mut out = Vec::with_capacity(ops.len());
-            for chunk in ops.chunks(half) {
-                out.extend(self.call_batch(chunk)?);
-            }
-            return Ok(out);
-        }
-        let (published, submitted) = state.submit(&entries, None);
-        for &i in &slots[published..] {
-            state.waiters.cancel_unsubmitted(i);
-        }
-        let mut out = Vec::with_capacity(published);
-        for &i in &slots[..published] {
-            if result.is_ok() {
-                match state.finish(i, None, None) {
-                    Ok(c) => out.push(c),
-                    Err(e) => result = Err(e),
+            let mut result = submitted;
+            for &i in &slots[..published] {
+                if result.is_ok() {
+                    match state.finish(i, None, None) {
+                        Ok(c) => out.push(c),
+                        Err(e) => result = Err(e),
+                    }
+                } else {
+                    state.waiters.abandon(i, None);
                 }
-            } else {
-                state.waiters.abandon(i, None);
             }
+            result?;
+            rest = &rest[slots.len()..];
         }
-        result.and(submitted).map(|()| out)
+        Ok(out)
     }
 
     /// FETCH_ADD64: adds `val` to the word at `offset` of `obj`; returns the old word.
@@ -613,18 +629,23 @@ impl Dispatcher {
             state.waiters.cancel_unsubmitted(index);
             return (Err(e), buf);
         }
-        match state.wait(index, None) {
-            Ok(Wait::Done(c)) => (bytes(c), buf),
-            other => {
-                // Without a deadline a call ends unanswered only when the ring closed, and
-                // the closed ring's consumer has stopped: the request will never touch the
-                // buffer, so it goes back with the error.
-                state.waiters.abandon(index, None);
-                let e = match other {
-                    Err(e) => e,
-                    _ => Error::Closed,
-                };
-                (Err(e), buf)
+        loop {
+            match state.wait(index, None) {
+                Ok(Wait::Done(c)) => return (bytes(c), buf),
+                // An unexpected error while waiting (from ENTER): the request may still
+                // run and use the buffer, so keep waiting for it, not in a busy loop.
+                Err(_) if !state.is_closed() => std::thread::sleep(Duration::from_millis(1)),
+                other => {
+                    // Without a deadline a call ends unanswered only when the ring closed,
+                    // and the closed ring's consumer has stopped: the request will never
+                    // touch the buffer, so it goes back with the error.
+                    state.waiters.abandon(index, None);
+                    let e = match other {
+                        Err(e) => e,
+                        _ => Error::Closed,
+                    };
+                    return (Err(e), buf);
+                }
             }
         }
     }

@@ -46,6 +46,9 @@ const REACTOR_YIELDS: u32 = 2;
 #[derive(Debug, Default)]
 pub(crate) struct ReactorSlot {
     running: AtomicBool,
+    /// No reactor can run (no tokio runtime with IO where a future was polled, or no fd):
+    /// futures then poll again at once instead of waiting for a wake-up.
+    unavailable: AtomicBool,
 }
 
 impl ReactorSlot {
@@ -66,6 +69,9 @@ impl Drop for Running {
         if let Some(state) = self.0.upgrade() {
             // Release pairs with the acquire in `ensure_reactor`.
             state.reactor.running.store(false, Ordering::Release);
+            // Its runtime may have shut down under tasks of another: they poll again and
+            // start a reactor of their own.
+            state.waiters.wake_tasks();
         }
     }
 }
@@ -78,32 +84,47 @@ fn wake_fd(state: &State) -> io::Result<(OwnedFd, bool)> {
     }
 }
 
-fn ensure_reactor(state: &Arc<State>) {
+/// Starts the dispatcher's reactor on the current runtime if none runs. Returns whether
+/// one runs (or can): if not, futures must poll again by themselves.
+fn ensure_reactor(state: &Arc<State>) -> bool {
+    // Relaxed: a flag set once; a future that misses it only waits for one more wake-up.
+    if state.reactor.unavailable.load(Ordering::Relaxed) {
+        return false;
+    }
     // Acquire pairs with the release store in `Running::drop`.
     if state.reactor.running.load(Ordering::Acquire)
         || state.reactor.running.swap(true, Ordering::AcqRel)
     {
-        return;
+        return true;
     }
+    let unavailable = || {
+        state.reactor.unavailable.store(true, Ordering::Relaxed);
+        state.reactor.running.store(false, Ordering::Release);
+        false
+    };
     let Ok(runtime) = ::tokio::runtime::Handle::try_current() else {
-        state.reactor.running.store(false, Ordering::Release);
-        return;
+        return unavailable();
     };
-    let weak = Arc::downgrade(state);
     let Ok((fd, local)) = wake_fd(state) else {
-        // No fd to sleep on: futures still route for themselves when polled.
-        state.reactor.running.store(false, Ordering::Release);
-        return;
+        return unavailable();
     };
-    runtime.spawn(async move {
-        let _running = Running(weak.clone());
+    // Registered here, in the polling task's runtime context: a runtime built without
+    // IO makes tokio panic, which must not leave the futures waiting for a reactor.
+    let registered = std::panic::catch_unwind(|| {
         // SAFETY: the `AsyncFd` owns `fd` (an `OwnedFd`), which stays open and the same
         // descriptor until the `AsyncFd` drops.
-        let Ok(fd) = (unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }) else {
-            return;
-        };
+        unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+    });
+    let Ok(Ok(fd)) = registered else {
+        return unavailable();
+    };
+    let weak = Arc::downgrade(state);
+    let running = Running(weak.clone());
+    runtime.spawn(async move {
+        let _running = running;
         reactor(weak, fd, local).await;
     });
+    true
 }
 
 /// The reactor: route, sleep on the fd until readable, repeat; ends when the ring closes
@@ -123,7 +144,8 @@ async fn reactor(weak: Weak<State>, fd: AsyncFd<OwnedFd>, local: bool) {
             } else {
                 0
             };
-            if routed > 0 || state.waiters.has_leader() {
+            // A thread that leads routes and wakes the tasks; the reactor sleeps below.
+            if routed > 0 {
                 idle = 0;
                 drop(state);
                 ::tokio::task::yield_now().await;
@@ -242,7 +264,6 @@ impl Future for InFlight {
                     }
                 }
                 this.index = Some(index);
-                ensure_reactor(&this.state);
                 index
             }
         };
@@ -271,6 +292,10 @@ impl Future for InFlight {
             // The closed ring's consumer has stopped: this request will never run.
             this.state.waiters.abandon(index, None);
             return this.ready(Err(Error::Closed));
+        }
+        if !ensure_reactor(&this.state) {
+            // Nothing will wake this task: it routes for itself when polled again.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }

@@ -225,6 +225,12 @@ impl Waiters {
         }
     }
 
+    /// Whether a slot is free now (a hint).
+    pub fn has_free(&self) -> bool {
+        // Relaxed: a hint for a waiter that looks again.
+        self.free.load(Ordering::Relaxed) as u32 != 0
+    }
+
     /// Number of slots.
     pub fn capacity(&self) -> u32 {
         self.slots.len() as u32
@@ -365,10 +371,17 @@ impl Waiters {
             return Routed::Reclaimed;
         }
         if state_of(word) == WAITING {
-            let waiter = std::mem::replace(
-                &mut *slot.waiter.lock().unwrap_or_else(|e| e.into_inner()),
-                Waiter::None,
-            );
+            let mut guard = slot.waiter.lock().unwrap_or_else(|e| e.into_inner());
+            // Still this request's: its owner may have taken the result and the slot been
+            // reused (a new request's orphan must not be dropped here). Relaxed: a reuse
+            // stores its new generation before it stores a waiter under this lock, so a
+            // waiter that is not this request's comes with a word not DONE in `gen`.
+            let waiter = if slot.word.load(Ordering::Relaxed) == pack(gen, DONE) {
+                std::mem::replace(&mut *guard, Waiter::None)
+            } else {
+                Waiter::None
+            };
+            drop(guard);
             waiter.wake();
         }
         Routed::Delivered
@@ -565,12 +578,34 @@ impl Waiters {
         }
         for slot in self.slots.iter() {
             // Relaxed: the fence above orders it after `closed`.
-            if state_of(slot.word.load(Ordering::Relaxed)) == WAITING {
-                let waiter = std::mem::replace(
-                    &mut *slot.waiter.lock().unwrap_or_else(|e| e.into_inner()),
-                    Waiter::None,
-                );
+            let word = slot.word.load(Ordering::Relaxed);
+            if state_of(word) == WAITING {
+                let mut guard = slot.waiter.lock().unwrap_or_else(|e| e.into_inner());
+                // Only a waiter still WAITING in that generation: an orphan stored since
+                // (the request given up) must live until the request completes.
+                let waiter = if slot.word.load(Ordering::Relaxed) == word {
+                    std::mem::replace(&mut *guard, Waiter::None)
+                } else {
+                    Waiter::None
+                };
+                drop(guard);
                 waiter.wake();
+            }
+        }
+    }
+
+    /// Wakes every task registered on a slot (they poll again); threads stay parked.
+    pub fn wake_tasks(&self) {
+        for slot in self.slots.iter() {
+            // Relaxed: a task registered after this scan polls `ensure_reactor` itself.
+            let word = slot.word.load(Ordering::Relaxed);
+            if state_of(word) == WAITING {
+                let mut guard = slot.waiter.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.word.load(Ordering::Relaxed) == word && matches!(*guard, Waiter::Task(_)) {
+                    let waiter = std::mem::replace(&mut *guard, Waiter::None);
+                    drop(guard);
+                    waiter.wake();
+                }
             }
         }
     }

@@ -274,3 +274,31 @@ fn a_timed_out_call_leaks_no_slot() {
         "{stats:?}"
     );
 }
+
+/// Batches larger than the free slots, from more threads than the slab has room for at
+/// once: no batch waits for a slot while it holds unpublished ones, so none starves.
+#[test]
+fn concurrent_batches_larger_than_the_free_slots_complete() {
+    let ring = ring(8, 16, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let rounds = scaled(200) as u64;
+    thread::scope(|s| {
+        for t in 0..4u64 {
+            let ring = &ring;
+            s.spawn(move || {
+                let batch: Vec<Sqe> = (0..12)
+                    .map(|_| op::FetchAdd64::new(obj, t * 8, 1).build())
+                    .collect();
+                for r in 0..rounds {
+                    let done = ring.call_batch(&batch).unwrap();
+                    let old: Vec<u64> = done.iter().map(|c| c.value()).collect();
+                    assert!(old.iter().copied().eq(r * 12..(r + 1) * 12), "thread {t}");
+                }
+            });
+        }
+    });
+    for t in 0..4u64 {
+        assert_eq!(ring.load(obj, t * 8).unwrap(), rounds * 12);
+    }
+    assert_eq!(ring.dispatcher().unwrap().stats().in_flight, 0);
+}

@@ -164,3 +164,37 @@ async fn close_wakes_every_pending_future() {
     assert!(matches!(d.load_async(obj, 0).await, Err(Error::Closed)));
     assert_eq!(d.stats().routed, 0);
 }
+
+/// Futures complete without a reactor to wake them: on a runtime built without IO (tokio
+/// cannot watch the ring's fd there) and polled by a plain executor outside tokio, with
+/// a thread of another runtime holding nothing. Each such future polls again by itself.
+#[test]
+fn futures_complete_without_a_reactor() {
+    let ring = ring(16, 32, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let no_io = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let got = no_io.block_on(async {
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.push(d.fetch_add_async(obj, 0, 1).await.unwrap());
+        }
+        got
+    });
+    assert_eq!(got, (0..10).collect::<Vec<u64>>());
+    // Outside any runtime: a busy executor of our own.
+    let mut f = std::pin::pin!(d.load_async(obj, 0));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut polls = 0u32;
+    let value = loop {
+        polls += 1;
+        assert!(polls < 10_000_000, "never completed");
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            break v.unwrap();
+        }
+        std::thread::yield_now();
+    };
+    assert_eq!(value, 10);
+}

@@ -24,6 +24,7 @@ macro_rules! ordering {
         order
     }};
 }
+pub(crate) use ordering;
 
 /// Bytes of an entry before its publication word.
 const SQE_BODY: usize = core::mem::offset_of!(Sqe, seq);

@@ -49,20 +49,9 @@ use crossbeam_utils::CachePadded;
 
 use crate::{
     abi::Cqe,
+    protocol::ordering,
     sync::{fence, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering},
 };
-
-/// Picks an ordering of the contract; a loom build with `--cfg loom_weaken="<site>"` gets
-/// the weak one (see `loom-tests/run.sh`).
-macro_rules! ordering {
-    ($site:literal, $strong:ident => $weak:ident) => {{
-        #[cfg(all(loom, loom_weaken = $site))]
-        let order = Ordering::$weak;
-        #[cfg(not(all(loom, loom_weaken = $site)))]
-        let order = Ordering::$strong;
-        order
-    }};
-}
 
 const FREE: u32 = 0;
 const PENDING: u32 = 1;

@@ -17,10 +17,7 @@
 use std::{
     cell::UnsafeCell,
     fmt,
-    sync::{
-        atomic::{AtomicU32, Ordering},
-        Arc, Mutex, OnceLock, Weak,
-    },
+    sync::{Arc, Mutex, OnceLock, Weak},
     time::{Duration, Instant},
 };
 
@@ -97,10 +94,6 @@ pub(crate) struct State {
     /// Notified after every drain that routed something: callers waiting for room in the
     /// submission ring or for a free slot wait here.
     progress: Event,
-    /// Followers spinning now, and how many may: spinning pays only on an otherwise idle
-    /// core (the leader and the consumer need theirs), so beyond that followers park.
-    spinners: AtomicU32,
-    spin_limit: u32,
     #[cfg(feature = "tokio")]
     pub(crate) reactor: crate::tokio::ReactorSlot,
 }
@@ -395,26 +388,20 @@ impl State {
                     None => Wait::Closed,
                 });
             }
-            // Relaxed: a heuristic count; a wrong guess only spins or parks once too many.
-            if self.spinners.fetch_add(1, Ordering::Relaxed) < self.spin_limit {
-                let mut spins = 0;
-                while spins < FOLLOWER_SPINS
-                    && self.waiters.has_leader()
-                    && !self.waiters.is_done(index)
-                {
-                    if spins % FOLLOWER_YIELD_EVERY == FOLLOWER_YIELD_EVERY - 1 {
-                        std::thread::yield_now();
-                    } else {
-                        crate::sync::spin_loop();
-                    }
-                    spins += 1;
+            let mut spins = 0;
+            while spins < FOLLOWER_SPINS
+                && self.waiters.has_leader()
+                && !self.waiters.is_done(index)
+            {
+                if spins % FOLLOWER_YIELD_EVERY == FOLLOWER_YIELD_EVERY - 1 {
+                    std::thread::yield_now();
+                } else {
+                    crate::sync::spin_loop();
                 }
-                self.spinners.fetch_sub(1, Ordering::Relaxed);
-                if spins < FOLLOWER_SPINS {
-                    continue;
-                }
-            } else {
-                self.spinners.fetch_sub(1, Ordering::Relaxed);
+                spins += 1;
+            }
+            if spins < FOLLOWER_SPINS {
+                continue;
             }
             let left = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
@@ -475,10 +462,6 @@ impl Dispatcher {
             submitters: ArrayQueue::new(POOLED_SUBMITTERS),
             template: Mutex::new(template),
             progress: Event::new(),
-            spinners: AtomicU32::new(0),
-            spin_limit: std::thread::available_parallelism()
-                .map_or(1, |n| n.get() as u32)
-                .saturating_sub(1),
             #[cfg(feature = "tokio")]
             reactor: Default::default(),
         });

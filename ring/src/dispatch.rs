@@ -17,6 +17,7 @@
 use std::{
     cell::UnsafeCell,
     fmt,
+    panic::AssertUnwindSafe,
     sync::{Arc, Mutex, OnceLock, Weak},
     time::{Duration, Instant},
 };
@@ -256,12 +257,11 @@ impl State {
                 d.saturating_duration_since(Instant::now()).min(cap)
             })
         };
-        if self.waiters.try_lead() {
+        if let Some(_lead) = self.waiters.lead() {
             if self.drain() == 0 {
                 let _ = self.wait_cq(Some(left(Duration::from_millis(1))));
                 self.drain();
             }
-            self.waiters.unlead();
         } else {
             let sq = self.ring().region.sq();
             let room = || match what {
@@ -364,9 +364,9 @@ impl State {
                 self.waiters.leave();
                 return Ok(Wait::Done(Completion(cqe)));
             }
-            if self.waiters.try_lead() {
+            if let Some(lead) = self.waiters.lead() {
                 let r = self.lead_until(index, deadline);
-                self.waiters.unlead();
+                drop(lead);
                 match r? {
                     Lead::Mine => continue,
                     Lead::Closed => return Ok(Wait::Closed),
@@ -379,9 +379,8 @@ impl State {
                     std::thread::yield_now();
                     continue;
                 }
-                if self.waiters.try_lead() {
+                if let Some(_lead) = self.waiters.lead() {
                     self.drain();
-                    self.waiters.unlead();
                 }
                 return Ok(match self.waiters.take(index) {
                     Some(cqe) => Wait::Done(Completion(cqe)),
@@ -437,7 +436,14 @@ impl State {
         deadline: Option<Instant>,
         orphan: Option<Box<dyn std::any::Any + Send>>,
     ) -> Result<Completion, Error> {
-        match self.wait(index, deadline) {
+        // A waker that panics while this thread routes unwinds through here: the slot is
+        // given up (its completion reclaims it), not lost to the slab.
+        let waited = std::panic::catch_unwind(AssertUnwindSafe(|| self.wait(index, deadline)));
+        let waited = waited.unwrap_or_else(|panic| {
+            self.waiters.abandon(index, None);
+            std::panic::resume_unwind(panic)
+        });
+        match waited {
             Ok(Wait::Done(c)) => Ok(c),
             other => {
                 self.waiters.abandon(index, orphan);
@@ -524,15 +530,26 @@ impl Dispatcher {
                 state.waiters.cancel_unsubmitted(i);
             }
             let mut result = submitted;
-            for &i in &slots[..published] {
-                if result.is_ok() {
-                    match state.finish(i, None, None) {
-                        Ok(c) => out.push(c),
-                        Err(e) => result = Err(e),
+            let mut next = 0;
+            let finished = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                for &i in &slots[..published] {
+                    next += 1;
+                    if result.is_ok() {
+                        match state.finish(i, None, None) {
+                            Ok(c) => out.push(c),
+                            Err(e) => result = Err(e),
+                        }
+                    } else {
+                        state.waiters.abandon(i, None);
                     }
-                } else {
+                }
+            }));
+            if let Err(panic) = finished {
+                // `finish` gave up its own slot; the round's later ones go too.
+                for &i in &slots[next..published] {
                     state.waiters.abandon(i, None);
                 }
+                std::panic::resume_unwind(panic);
             }
             result?;
             rest = &rest[slots.len()..];

@@ -137,12 +137,9 @@ async fn reactor(weak: Weak<State>, fd: AsyncFd<OwnedFd>, local: bool) {
             if state.waiters.closed_hint() {
                 return;
             }
-            let routed = if state.waiters.try_lead() {
-                let n = state.drain();
-                state.waiters.unlead();
-                n
-            } else {
-                0
+            let routed = match state.waiters.lead() {
+                Some(_lead) => state.drain(),
+                None => 0,
             };
             // A thread that leads routes and wakes the tasks; the reactor sleeps below.
             if routed > 0 {
@@ -215,9 +212,8 @@ impl InFlight {
 
     /// Routes completions if no one else does.
     fn help(&self) {
-        if self.state.waiters.try_lead() {
+        if let Some(_lead) = self.state.waiters.lead() {
             self.state.drain();
-            self.state.waiters.unlead();
         }
     }
 }

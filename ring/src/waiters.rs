@@ -110,6 +110,17 @@ impl Waiter {
     }
 }
 
+/// The lead, held until this drops (see [`Waiters::lead`]).
+#[derive(Debug)]
+#[must_use = "the lead is given up when this drops"]
+pub struct Leading<'a>(&'a Waiters);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.unlead();
+    }
+}
+
 /// One in-flight request.
 #[derive(Debug)]
 struct Slot {
@@ -479,6 +490,14 @@ impl Waiters {
                     Ordering::Relaxed,
                 )
                 .is_ok()
+    }
+
+    /// Takes the lead if no one holds it; it is given up when the guard drops, also when
+    /// the leader unwinds (a waker that panics while it routes must not leave every other
+    /// caller without a leader).
+    #[inline]
+    pub fn lead(&self) -> Option<Leading<'_>> {
+        self.try_lead().then(|| Leading(self))
     }
 
     /// Whether some thread leads now (a hint).

@@ -6,9 +6,13 @@ mod common;
 
 use std::{
     future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
-    sync::Arc,
-    task::{Context, Poll, Waker},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake, Waker},
     time::Duration,
 };
 
@@ -197,4 +201,58 @@ fn futures_complete_without_a_reactor() {
         std::thread::yield_now();
     };
     assert_eq!(value, 10);
+}
+
+/// A waker that panics once armed.
+struct PanickingWaker(AtomicBool);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        assert!(!self.0.load(Ordering::Relaxed), "the test's waker panics");
+    }
+}
+
+/// A task's waker that panics while a calling thread routes its completion: the panic
+/// reaches that caller, and the ring goes on working for everyone else (the lead is given
+/// up on unwind, and the caller's own request slot comes back).
+#[test]
+fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
+    let ring = ring(16, 32, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let hold = d.hold_lead_for_test().unwrap();
+    let waker = Arc::new(PanickingWaker(AtomicBool::new(false)));
+    let mut f = Box::pin(d.fetch_add_async(obj, 0, 1));
+    let task_waker = Waker::from(Arc::clone(&waker));
+    assert!(f
+        .as_mut()
+        .poll(&mut Context::from_waker(&task_waker))
+        .is_pending());
+    waker.0.store(true, Ordering::Relaxed);
+    drop(hold);
+    let caller = d.clone();
+    let routed =
+        std::thread::spawn(move || catch_unwind(AssertUnwindSafe(|| caller.fetch_add(obj, 8, 1))))
+            .join()
+            .unwrap();
+    assert!(
+        routed.is_err(),
+        "the waker's panic reaches the routing caller"
+    );
+    // The ring keeps routing: without a leader again, this would time out.
+    let after = d.call_timeout(op::FetchAdd64::new(obj, 8, 1), Duration::from_secs(10));
+    assert_eq!(
+        after.unwrap().value(),
+        1,
+        "the panicking caller's add ran once"
+    );
+    waker.0.store(false, Ordering::Relaxed);
+    assert!(matches!(poll_once(&mut f), Poll::Ready(Ok(0))));
+    assert_eq!(ring.load(obj, 0).unwrap(), 1);
+    drop(f);
+    assert_eq!(d.stats().in_flight, 0, "{:?}", d.stats());
 }

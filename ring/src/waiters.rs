@@ -603,6 +603,7 @@ impl Waiters {
     }
 
     /// Wakes every task registered on a slot (they poll again); threads stay parked.
+    #[cfg(feature = "tokio")]
     pub fn wake_tasks(&self) {
         for slot in self.slots.iter() {
             // Relaxed: a task registered after this scan polls `ensure_reactor` itself.

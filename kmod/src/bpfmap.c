@@ -30,10 +30,13 @@
  * bpf_map_get_with_uref() and bpf_map_fops are not exported; fget() is, and serves to
  * read the fd's open mode. bpf_disable_instrumentation() is not
  * usable: it increments the per-CPU bpf_prog_active, which is not exported. Its job in
- * the syscall path is to keep tracing programs from running on this CPU inside the map
- * update (where they could recurse into the same bucket lock); the hash map's per-bucket
- * map_locked counters still turn such a recursion into -EBUSY for the tracing program,
- * so what we lose is only that such a program may see -EBUSY instead of being skipped.
+ * the syscall path is to keep kprobe and tracepoint programs from running on this CPU
+ * inside the map operation, where they could re-enter the same map. For a hash map's
+ * bucket lock the per-bucket map_locked counters turn such a re-entry into -EBUSY for
+ * the tracing program. The LRU hash's free-list locks have no such guard: a kprobe or
+ * tracepoint program attached inside the LRU's locked region that updates the same LRU
+ * map, on the CPU where our poller holds that lock, would spin on it forever. Attaching
+ * such a program takes CAP_BPF and CAP_PERFMON; docs/ABI.md states the residual risk.
  * bpf_map_offload_ops is not exported either, so bpf_map_is_offloaded() cannot be
  * called: an offloaded map is recognised by its ops (it has no map_lookup_elem) and
  * refused. sysctl_unprivileged_bpf_disabled is not exported: MAP_ATTACH requires
@@ -42,7 +45,7 @@
  *
  * Refused at attach (EOPNOTSUPP): per-CPU and other map types, values with special
  * fields (spin locks, timers, kptrs, ...), offloaded maps, keys or values larger than
- * SBPF_MAX_IO_LEN.
+ * SBPF_MAX_IO_LEN, hash maps whose key and value together are.
  */
 #include <linux/bpf.h>
 #include <linux/capability.h>
@@ -97,6 +100,14 @@ static int sbpf_map_supported(const struct bpf_map *map)
 	if (sbpf_map_has_special_fields(map))
 		return -EOPNOTSUPP;
 	if (map->key_size > SBPF_MAX_IO_LEN || map->value_size > SBPF_MAX_IO_LEN)
+		return -EOPNOTSUPP;
+	/*
+	 * MAP_UPDATE carries key and value in one arena range of at most SBPF_MAX_IO_LEN: a
+	 * hash map whose pair is larger could be attached and never updated. (An array's
+	 * values stay usable through READ and WRITE.)
+	 */
+	if (map->map_type != BPF_MAP_TYPE_ARRAY &&
+	    (u64)map->key_size + map->value_size > SBPF_MAX_IO_LEN)
 		return -EOPNOTSUPP;
 	return 0;
 }

@@ -86,10 +86,15 @@ bool sbpf_allowed(int disabled, int group, int cap)
 	return capable(CAP_SYS_ADMIN) || (cap >= 0 && capable(cap));
 }
 
-/* Settled first, so that a reader sees no object that was released before it asked. */
+/*
+ * Settled first for an administrator, so that the total counts no object released before
+ * the read. rcu_barrier() is not a thing every local user may run in a loop: others read
+ * the total as it stands, frees still pending included.
+ */
 static int sbpf_param_get_pinned(char *buf, const struct kernel_param *kp)
 {
-	sbpf_objects_quiesce();
+	if (capable(CAP_SYS_ADMIN))
+		sbpf_objects_quiesce();
 	return scnprintf(buf, PAGE_SIZE, "%llu\n", sbpf_pinned_bytes());
 }
 

@@ -17,7 +17,7 @@
  */
 enum {
 	BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2,
-	BPF_MAP_GET_FD_BY_ID = 14, BPF_OBJ_GET_INFO_BY_FD = 15, BPF_MAP_FREEZE = 22,
+	BPF_MAP_GET_NEXT_ID = 12, BPF_MAP_GET_FD_BY_ID = 14, BPF_OBJ_GET_INFO_BY_FD = 15, BPF_MAP_FREEZE = 22,
 	BPF_MAP_UPDATE_BATCH = 26,
 };
 enum {
@@ -50,7 +50,7 @@ union bpf_attr {
 		uint64_t info;
 	} info;
 	struct {
-		uint32_t map_id, next_id, open_flags;
+		uint32_t map_id, next_id, open_flags;	/* map_id is start_id for GET_NEXT_ID */
 	} get_id;
 	uint8_t bytes[128];
 };
@@ -156,6 +156,20 @@ static int map_gone(uint32_t id)
 		usleep(10000);
 	}
 	return 0;
+}
+
+/* How many maps exist in the whole system. */
+static unsigned int live_maps(void)
+{
+	union bpf_attr a;
+	unsigned int n = 0;
+
+	memset(&a, 0, sizeof(a));
+	while (!sys_bpf(BPF_MAP_GET_NEXT_ID, &a)) {
+		a.get_id.map_id = a.get_id.next_id;
+		n++;
+	}
+	return n;
 }
 
 static int map_attach(int dev, int fd, struct sbpf_map_attach *out)
@@ -330,14 +344,28 @@ static void t_unsupported(void)
 		BPF_MAP_TYPE_QUEUE,
 	};
 	unsigned int i;
+	int fd, id;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		int fd = map_create(types[i], types[i] == BPF_MAP_TYPE_QUEUE ? 0 : 4, 8, 4, 0);
+		fd = map_create(types[i], types[i] == BPF_MAP_TYPE_QUEUE ? 0 : 4, 8, 4, 0);
 
 		CHECK(fd >= 0, "create type %u: %s", types[i], strerror(errno));
 		CHECK_ERR(map_attach(r.fd, fd, NULL), EOPNOTSUPP);
 		close(fd);
 	}
+	/* A hash map whose key and value do not fit one entry's range together... */
+	fd = map_create(BPF_MAP_TYPE_HASH, 4, SBPF_MAX_IO_LEN, 1, BPF_F_NO_PREALLOC);
+	CHECK(fd >= 0, "create big hash: %s", strerror(errno));
+	CHECK_ERR(map_attach(r.fd, fd, NULL), EOPNOTSUPP);
+	close(fd);
+	/* ...while an array of such values is still read and written through READ/WRITE. */
+	fd = map_create(BPF_MAP_TYPE_ARRAY, 4, SBPF_MAX_IO_LEN, 1, 0);
+	CHECK(fd >= 0, "create big array: %s", strerror(errno));
+	id = map_attach(r.fd, fd, NULL);
+	CHECK(id > 0, "big array attach %d", id);
+	if (id > 0)
+		CHECK_OK(obj_ioctl(r.fd, SBPF_IOC_OBJ_DETACH, id));
+	close(fd);
 }
 
 /* Without CAP_BPF an fd passed in does not let a user reach the map through us. */
@@ -509,6 +537,23 @@ static void t_random(void)
 	close(lru);
 }
 
+static unsigned int maps_at_start;
+
+/*
+ * Every map the tests made, attached, closed in flight, froze or killed with is freed once
+ * the rings are gone: no reference is left behind, so BPF's memory accounting (charged to
+ * each map until it is freed) is back where it started.
+ */
+static void t_accounting(void)
+{
+	uint64_t deadline = now_ns() + 3000000000ULL;
+	unsigned int n;
+
+	while ((n = live_maps()) != maps_at_start && now_ns() < deadline)
+		usleep(10000);
+	CHECK(n == maps_at_start, "%u maps live, %u at start", n, maps_at_start);
+}
+
 /* ---- bench: elements per second, best of several interleaved rounds ---- */
 
 #define B		32
@@ -634,6 +679,13 @@ static int bench(void)
 			if (v[i] >= 0 && (x[i] < 0 || x[i] > v[i]))
 				v[i] = x[i];
 	}
+	{
+		struct sbpf_stats st = ring_stats(&qs);
+
+		printf("bpfmap bench: sqpoll ring: wakeups %llu cq_full %llu submitted %llu\n",
+		       (unsigned long long)st.wakeups, (unsigned long long)st.cq_full,
+		       (unsigned long long)st.submitted);
+	}
 	ring_exit(&qs);
 	ring_exit(&qi);
 	close(arr);
@@ -659,6 +711,7 @@ static int bench(void)
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	maps_at_start = live_maps();
 	if (ring_init(&r, 256, 0, 0, 0, 8192)) {
 		printf("TEST bpfmap FAIL setup: %s\n", strerror(errno));
 		return 1;
@@ -674,5 +727,6 @@ int main(void)
 	run_test("bpfmap_killed", t_killed);
 	run_test("bpfmap_random", t_random);
 	ring_exit(&r);
+	run_test("bpfmap_accounting_returns", t_accounting);
 	return (bench() || t_total_failed) ? 1 : 0;
 }

@@ -746,8 +746,8 @@ static void t_privilege(void)
 static void t_object_ids(void)
 {
 	const uint32_t mask = (1U << SBPF_OBJ_INDEX_BITS) - 1;
-	int keep = dev_open(), fd = -1, n = 0;
-	uint32_t live = obj_create(keep, 8), stale = 0, id, prev = live, laps = 0;
+	int keep = dev_open(), fd = -1, again_fd = -1, n = 0;
+	uint32_t live = obj_create(keep, 8), stale = 0, again = 0, id, prev = live, laps = 0;
 	uint64_t i;
 
 	CHECK(live, "create");
@@ -773,20 +773,30 @@ static void t_object_ids(void)
 			CHECK(id >> SBPF_OBJ_INDEX_BITS == gen, "generation %#x after %#x", id,
 			      prev);
 		}
-		if (i == 1000)
+		if (i == 0) {
 			stale = id;	/* freed with its file below; its index comes back */
+		} else if (!again && (id & mask) == (stale & mask)) {
+			again = id;	/* the same index, live: its file stays open */
+			again_fd = fd;
+		}
 		prev = id;
 		if (++n == 64) {
-			close(fd);
+			if (fd != again_fd)
+				close(fd);
 			n = 0;
 		}
 	}
-	if (n)
+	if (n && fd != again_fd)
 		close(fd);
 	CHECK(laps == 1, "%u laps of the index space", laps);
+	CHECK(again && again != stale, "index of %#x reissued as %#x", stale, again);
+	/* The old id must not reach the live object that now has its index. */
 	CHECK_ERR(obj_ioctl(keep, SBPF_IOC_OBJ_ATTACH, stale), ENOENT);
+	CHECK_OK(obj_ioctl(keep, SBPF_IOC_OBJ_ATTACH, again));
 	CHECK_OK(obj_ioctl(keep, SBPF_IOC_OBJ_ATTACH, live));
 	close(keep);
+	if (again_fd >= 0)
+		close(again_fd);
 }
 
 int main(void)

@@ -21,7 +21,7 @@ use std::{
 };
 
 use crate::{
-    abi::{opcode, Cqe, Sqe, MAP_NOEXIST},
+    abi::{opcode, Cqe, Sqe, MAP_NOEXIST, MAX_IO_LEN},
     arena::{copy, SharedMemory},
     bpf::{self, map_type, MapInfo},
     validate::rights,
@@ -60,7 +60,20 @@ pub struct BpfMapObject {
 /// Checks that the map can be an object; the error names why not.
 pub(crate) fn check_supported(info: &MapInfo) -> Result<(), Error> {
     match info.map_type {
-        map_type::ARRAY | map_type::HASH | map_type::LRU_HASH => Ok(()),
+        map_type::ARRAY => Ok(()),
+        map_type::HASH | map_type::LRU_HASH => {
+            // MAP_UPDATE carries the key and the value in one arena range of at most
+            // MAX_IO_LEN bytes: a hash map whose pair is larger could be attached and never
+            // updated. (An array's values stay usable through READ and WRITE.)
+            if u64::from(info.key_size) + u64::from(info.value_size) > u64::from(MAX_IO_LEN) {
+                return Err(Error::UnsupportedMap(format!(
+                    "key ({} bytes) and value ({} bytes) together exceed {MAX_IO_LEN} bytes, \
+                     the longest range one entry carries",
+                    info.key_size, info.value_size
+                )));
+            }
+            Ok(())
+        }
         map_type::PERCPU_ARRAY | map_type::PERCPU_HASH | map_type::LRU_PERCPU_HASH => {
             Err(Error::UnsupportedMap(
                 "per-CPU maps hold one value per CPU, which entries cannot address".into(),

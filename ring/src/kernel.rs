@@ -141,8 +141,9 @@ impl Kernel {
         };
         ioctl_arg(&self.file, ioctl::MAP_ATTACH, &mut arg).map_err(|e| match e.raw_os_error() {
             Some(libc::EOPNOTSUPP) => Error::UnsupportedMap(
-                "the module refuses this map: per-CPU or other unsupported type, or values \
-                 with spin locks, timers or kernel pointers"
+                "the module refuses this map: per-CPU or other unsupported type, values \
+                 with spin locks, timers or kernel pointers, or a hash map whose key and \
+                 value together exceed one entry's range (MAX_IO_LEN)"
                     .into(),
             ),
             Some(libc::EBADF) | Some(libc::EINVAL) => Error::Bpf {

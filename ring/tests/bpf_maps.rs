@@ -12,7 +12,7 @@ mod common;
 use std::{os::fd::AsFd, sync::Arc, time::Duration};
 
 use sbpf_ring::{
-    abi::{MAP_ANY, MAP_EXIST, MAP_NOEXIST},
+    abi::{MAP_ANY, MAP_EXIST, MAP_NOEXIST, MAX_IO_LEN},
     bpf::{self, map_type, Map, Probe},
     op,
     validate::rights,
@@ -390,6 +390,16 @@ fn unsupported_maps_and_fds_are_refused_at_attach() {
         ring.attach_bpf_map(&queue),
         Err(Error::UnsupportedMap(_))
     ));
+    // A hash map whose key and value together exceed one entry's range: never updatable.
+    let big = MAX_IO_LEN;
+    let hash = Map::create(map_type::HASH, 4, big, 1, bpf::F_NO_PREALLOC).unwrap();
+    let e = ring.attach_bpf_map(&hash).unwrap_err();
+    assert!(matches!(e, Error::UnsupportedMap(_)), "{e}");
+    assert!(e.to_string().contains("together exceed"), "{e}");
+    // An array of such values is still read and written through READ/WRITE.
+    let array = Map::create(map_type::ARRAY, 4, big, 1, 0).unwrap();
+    let id = ring.attach_bpf_map(&array).unwrap();
+    ring.detach_object(id).unwrap();
     let not_a_map = std::fs::File::open("/dev/null").unwrap();
     let e = ring.attach_bpf_map(&not_a_map).unwrap_err();
     assert!(e.to_string().contains("not a BPF map"), "{e}");

@@ -12,7 +12,9 @@ use std::{
 };
 
 use common::{collect, ring};
-use sbpf_ring::{op, Completion, Error, ObjectId, OpError, Ring, SubmitError};
+use sbpf_ring::{
+    op, Completion, CompletionQueue, Error, ObjectId, OpError, Ring, Sqe, SubmitError, Submitter,
+};
 
 /// Generous bound for "promptly": a waiter woken by close returns well within it, one that
 /// is not woken never does.
@@ -209,9 +211,42 @@ fn shutdown_hands_back_what_a_full_completion_ring_kept_out() {
     assert_eq!(returned, (16..32).collect::<Vec<_>>());
 }
 
+/// Submits every entry through `s`, with its own validator (unlike `common::run_all`,
+/// which accepts everything), failing on any refusal; returns the completions ordered by
+/// user_data, each checked to be a success.
+fn run_validated(s: &mut Submitter, cq: &mut CompletionQueue, entries: &[Sqe]) -> Vec<Completion> {
+    let mut done = Vec::new();
+    for e in entries {
+        let mut sqe = *e;
+        loop {
+            match s.submit(sqe) {
+                Ok(()) => break,
+                Err(SubmitError::Full(back)) => {
+                    sqe = back;
+                    let _ = cq.wait(1, Some(Duration::from_millis(100)));
+                    done.extend(cq.iter());
+                }
+                Err(err) => panic!("entry {} refused: {err:?}", e.user_data),
+            }
+        }
+    }
+    collect(cq, &mut done, entries.len());
+    done.sort_by_key(Completion::user_data);
+    for (c, e) in done.iter().zip(entries) {
+        assert_eq!(c.user_data(), e.user_data);
+        assert!(c.is_ok(), "{c:?}: {:?}", c.fault());
+    }
+    done
+}
+
+/// Every one of a ring's 64 objects is usable through the default submitter: its
+/// `BoundsValidator` accepts in-bounds entries for each (the limits it sees hold all 64,
+/// not a prefix) and refuses out-of-bounds ones.
 #[test]
 fn a_ring_holds_64_objects_each_usable() {
     let ring = ring(64, 128, 4096);
+    // Made before any object exists: it must see each one as it is attached.
+    let mut s = ring.submitter();
     let objects: Vec<ObjectId> = (0..64)
         .map(|i| ring.create_object(64 + 8 * i).unwrap())
         .collect();
@@ -221,38 +256,52 @@ fn a_ring_holds_64_objects_each_usable() {
     ));
     assert_eq!(ring.limits().objects().len(), 64);
     let mut cq = ring.completions().unwrap();
-    let entries: Vec<_> = objects
+    // The last word of each object, so each object's own size is checked: stored, then
+    // loaded back, both through the default validator.
+    let last = |i: usize| 56 + 8 * i as u64;
+    let stores: Vec<_> = objects
         .iter()
         .enumerate()
         .map(|(i, &obj)| {
-            // The last word of each object, so each object's own size is checked.
-            op::Store64::new(obj, 56 + 8 * i as u64, i as u64 + 1)
+            op::Store64::new(obj, last(i), 1000 + i as u64)
                 .user_data(i as u64)
                 .build()
         })
         .collect();
-    let done = common::run_all(&ring, &mut cq, &entries);
-    for c in &done {
-        assert!(c.is_ok(), "{c:?}: {:?}", c.fault());
-    }
-    // One past the end of each object is refused by the producer's validator.
-    let mut s = ring.submitter();
+    run_validated(&mut s, &mut cq, &stores);
+    let loads: Vec<_> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, &obj)| op::Load64::new(obj, last(i)).user_data(i as u64).build())
+        .collect();
+    let done = run_validated(&mut s, &mut cq, &loads);
+    let values: Vec<u64> = done.iter().map(Completion::value).collect();
+    assert_eq!(values, (1000..1064).collect::<Vec<_>>());
+    // One past the end of each object is refused by the same validator (Fault::Bounds).
     for (i, &obj) in objects.iter().enumerate() {
-        let sqe = op::Load64::new(obj, 64 + 8 * i as u64).build();
+        let sqe = op::Load64::new(obj, last(i) + 8).build();
         match s.submit(sqe) {
             Err(SubmitError::Rejected { rejection, .. }) => assert_eq!(rejection.code, 5),
             other => panic!("object {i}: {other:?}"),
         }
     }
-    // Detaching makes room for another.
+    // Detaching makes room for another; the default submitter refuses the detached object
+    // (Fault::Object) and takes the new one.
     ring.detach_object(objects[10]).unwrap();
     let again = ring.create_object(8).unwrap();
-    let done = common::run_all(
-        &ring,
+    match s.submit(op::Load64::new(objects[10], 0).build()) {
+        Err(SubmitError::Rejected { rejection, .. }) => assert_eq!(rejection.code, 3),
+        other => panic!("detached object: {other:?}"),
+    }
+    let done = run_validated(
+        &mut s,
         &mut cq,
-        &[op::FetchAdd64::new(again, 0, 3).user_data(1).build()],
+        &[
+            op::FetchAdd64::new(again, 0, 3).user_data(0).build(),
+            op::Load64::new(again, 0).user_data(1).build(),
+        ],
     );
-    assert!(done[0].is_ok());
+    assert_eq!(done[1].value(), 3);
 }
 
 #[test]

@@ -176,7 +176,7 @@ mount -t devtmpfs devtmpfs /dev
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs tmpfs /tmp
 echo
-echo "VMTEST kernel $(uname -r)"
+echo "VMTEST kernel $(uname -r) clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 R=/tmp/results
 : > $R
 mark() { echo "TEST $*" | tee -a $R; }

@@ -217,18 +217,7 @@ fn shutdown_hands_back_what_a_full_completion_ring_kept_out() {
 fn run_validated(s: &mut Submitter, cq: &mut CompletionQueue, entries: &[Sqe]) -> Vec<Completion> {
     let mut done = Vec::new();
     for e in entries {
-        let mut sqe = *e;
-        loop {
-            match s.submit(sqe) {
-                Ok(()) => break,
-                Err(SubmitError::Full(back)) => {
-                    sqe = back;
-                    let _ = cq.wait(1, Some(Duration::from_millis(100)));
-                    done.extend(cq.iter());
-                }
-                Err(err) => panic!("entry {} refused: {err:?}", e.user_data),
-            }
-        }
+        common::submit_draining(s, cq, *e, &mut done);
     }
     collect(cq, &mut done, entries.len());
     done.sort_by_key(Completion::user_data);

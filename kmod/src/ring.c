@@ -309,19 +309,35 @@ static int sbpf_poller(void *data)
 	struct sbpf_ring *r = data;
 	struct sbpf_file *sf = r->sf;
 	u64 idle = (u64)r->idle_ms * NSEC_PER_MSEC;
-	u64 last_work = ktime_get_ns();
+	u64 idle_since = 0, now;
+	unsigned int looks = 0;	/* empty looks since the last work */
 	bool published;
 	DEFINE_WAIT(wait);
 
 	while (!kthread_should_stop()) {
 		if (sbpf_consume(sf, r, SBPF_BATCH)) {
-			last_work = ktime_get_ns();
+			looks = 0;
 			cond_resched();
 			continue;
 		}
-		if (ktime_get_ns() - last_work < idle) {
+		/*
+		 * The clock once every 64 empty looks, never while busy: a clock read can cost
+		 * far more than a look (HPET, where the TSC is unstable). The idle spin starts
+		 * at the first read, 64 looks after the last work. No cpu_relax(), as in
+		 * io_uring's SQPOLL loop: this polls for work, it does not wait for a lock, and
+		 * hypervisors take PAUSE loops for lock waiters (pause-loop exiting). Under
+		 * QEMU's TCG every PAUSE leaves the vCPU loop: with one per look, SQPOLL rings
+		 * ran at about 4300 entries/s against 0.8-3.4 million without.
+		 */
+		if (++looks % 64) {
 			cond_resched();
-			cpu_relax();
+			continue;
+		}
+		now = ktime_get_ns();
+		if (looks == 64)
+			idle_since = now;
+		if (now - idle_since < idle) {
+			cond_resched();
 			continue;
 		}
 
@@ -334,7 +350,7 @@ static int sbpf_poller(void *data)
 			finish_wait(&r->sq_wait, &wait);
 			WRITE_ONCE(r->poller_asleep, false);
 			WRITE_ONCE(*r->sq_flags_shared, 0);
-			last_work = ktime_get_ns();
+			looks = 0;
 			continue;
 		}
 		/* An entry published since our last pass waits for room: an episode too. */
@@ -349,7 +365,7 @@ static int sbpf_poller(void *data)
 		WRITE_ONCE(*r->sq_flags_shared, 0);
 		atomic64_inc(&r->ctr.v[SBPF_CTR(wakeups)]);
 		sbpf_stats_mirror(r);
-		last_work = ktime_get_ns();
+		looks = 0;
 	}
 	return 0;
 }

@@ -122,6 +122,7 @@ int main(void)
 	{
 		struct sbpf_stats st = ring_stats(&rs);
 
+		report_pollers("bench");
 		printf("bench: sqpoll ring: wakeups %llu cq_full %llu submitted %llu\n",
 		       (unsigned long long)st.wakeups, (unsigned long long)st.cq_full,
 		       (unsigned long long)st.submitted);

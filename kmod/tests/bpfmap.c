@@ -18,8 +18,11 @@
 enum {
 	BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2,
 	BPF_MAP_GET_NEXT_ID = 12, BPF_MAP_GET_FD_BY_ID = 14, BPF_OBJ_GET_INFO_BY_FD = 15, BPF_MAP_FREEZE = 22,
-	BPF_MAP_UPDATE_BATCH = 26,
+	BPF_MAP_UPDATE_BATCH = 26, BPF_PROG_LOAD = 5, BPF_PROG_TEST_RUN = 10,
 };
+#define BPF_PROG_TYPE_SOCKET_FILTER	1
+#define BPF_PSEUDO_MAP_FD	1
+#define BPF_FUNC_map_update_elem	2
 enum {
 	BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_PERCPU_HASH = 5,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6, BPF_MAP_TYPE_LRU_HASH = 9,
@@ -52,6 +55,15 @@ union bpf_attr {
 	struct {
 		uint32_t map_id, next_id, open_flags;	/* map_id is start_id for GET_NEXT_ID */
 	} get_id;
+	struct {
+		uint32_t prog_type, insn_cnt;
+		uint64_t insns, license;
+	} load;
+	struct {
+		uint32_t prog_fd, retval, data_size_in, data_size_out;
+		uint64_t data_in, data_out;
+		uint32_t repeat, duration;	/* duration: mean ns per run, measured by the kernel */
+	} test;
 	uint8_t bytes[128];
 };
 
@@ -564,16 +576,71 @@ static void t_accounting(void)
 static double bench_update_elem(int fd)
 {
 	uint64_t n = 0, t0 = now_ns(), t;
+	int j;
 
 	do {
-		uint32_t k = n % ELEMS;
+		/* The clock once per B calls: a clock read can cost a system call here. */
+		for (j = 0; j < B; j++, n++) {
+			uint32_t k = n % ELEMS;
 
-		if (map_update(fd, &k, &n, BPF_ANY))
-			return -1;
-		n++;
+			if (map_update(fd, &k, &n, BPF_ANY))
+				return -1;
+		}
 		t = now_ns();
 	} while (t - t0 < RUN_NS);
 	return n * 1e9 / (t - t0);
+}
+
+struct bpf_insn {
+	uint8_t code, regs;	/* regs: dst in the low nibble, src in the high one */
+	int16_t off;
+	int32_t imm;
+};
+
+/*
+ * The map's own update with no way in at all: a socket filter that calls
+ * bpf_map_update_elem(@fd, &key 0, &value 7, BPF_ANY) (or, with @fd < 0, only returns),
+ * run @REPEAT times by BPF_PROG_TEST_RUN, which times the runs in the kernel. Elements per
+ * second, or -1. Against the ring's rows it says how much of an element's cost is the
+ * map's update itself, which no way in can save.
+ */
+#define REPEAT	100000
+static double bench_prog_update(int fd)
+{
+	struct bpf_insn update[] = {
+		{ 0x18, 0x11, 0, fd }, { 0, 0, 0, 0 },	/* r1 = map (ld_imm64, pseudo map fd) */
+		{ 0x62, 0x0a, -4, 0 },			/* *(u32 *)(r10 - 4) = 0 */
+		{ 0x7a, 0x0a, -16, 7 },			/* *(u64 *)(r10 - 16) = 7 */
+		{ 0xbf, 0xa2, 0, 0 }, { 0x07, 0x02, 0, -4 },	/* r2 = r10 - 4 */
+		{ 0xbf, 0xa3, 0, 0 }, { 0x07, 0x03, 0, -16 },	/* r3 = r10 - 16 */
+		{ 0xb7, 0x04, 0, BPF_ANY },		/* r4 = BPF_ANY */
+		{ 0x85, 0x00, 0, BPF_FUNC_map_update_elem },
+		{ 0xb7, 0x00, 0, 0 }, { 0x95, 0x00, 0, 0 },	/* return 0 */
+	};
+	struct bpf_insn *insns = fd < 0 ? update + 10 : update;
+	uint32_t cnt = fd < 0 ? 2 : sizeof(update) / sizeof(update[0]);
+	unsigned char packet[64] = { 0 };
+	union bpf_attr a;
+	int prog, ret;
+
+	memset(&a, 0, sizeof(a));
+	a.load.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	a.load.insn_cnt = cnt;
+	a.load.insns = (uintptr_t)insns;
+	a.load.license = (uintptr_t)"GPL";
+	prog = sys_bpf(BPF_PROG_LOAD, &a);
+	if (prog < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.test.prog_fd = prog;
+	a.test.data_in = (uintptr_t)packet;
+	a.test.data_size_in = sizeof(packet);
+	a.test.repeat = REPEAT;
+	ret = sys_bpf(BPF_PROG_TEST_RUN, &a);
+	close(prog);
+	if (ret || !a.test.duration)
+		return -1;
+	return 1e9 / a.test.duration;
 }
 
 static double bench_update_batch(int fd)
@@ -630,18 +697,25 @@ static double bench_ring_map(struct ring *q, uint32_t id, int hash)
 
 static int bench(void)
 {
-	/* [0..3] array, [4..7] hash: update_elem, update_batch, ring inline, ring SQPOLL. */
+	/*
+	 * [0..4] array, [5..9] hash: update_elem, update_batch, ring inline, ring SQPOLL, the
+	 * map's own update from a BPF program; [10] an empty BPF program's run.
+	 */
 	static const char *const names[] = {
 		"kmod/bpf/array/update_elem", "kmod/bpf/array/update_batch/b32",
 		"kmod/ring/bpf-array/update/b32", "kmod/ring-sqpoll/bpf-array/update/b32",
+		"kmod/bpf/array/prog_update",
 		"kmod/bpf/hash/update_elem", "kmod/bpf/hash/update_batch/b32",
 		"kmod/ring/bpf-hash/update/b32", "kmod/ring-sqpoll/bpf-hash/update/b32",
+		"kmod/bpf/hash/prog_update",
+		"kmod/bpf/prog_empty",
 	};
+	enum { N = sizeof(names) / sizeof(names[0]), PER_MAP = 5 };
 	int arr = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, ELEMS, 0);
 	int hash = map_create(BPF_MAP_TYPE_HASH, 4, 8, ELEMS, 0);
 	struct ring qi, qs;
 	uint32_t ids[4], k;
-	double v[8] = { 0 };
+	double v[N] = { 0 };
 	int i, j, round;
 
 	if (arr < 0 || hash < 0 || ring_init(&qi, 256, 0, 0, 0, 4096) ||
@@ -665,23 +739,26 @@ static int bench(void)
 	}
 	/* Interleaved rounds, each path's best: host load spreads over all paths. */
 	for (round = 0; round < ROUNDS; round++) {
-		double x[8];
+		double x[N];
 
 		for (j = 0; j < 2; j++) {
 			int fd = j ? hash : arr;
 
-			x[4 * j] = bench_update_elem(fd);
-			x[4 * j + 1] = bench_update_batch(fd);
-			x[4 * j + 2] = bench_ring_map(&qi, ids[2 * j], j);
-			x[4 * j + 3] = bench_ring_map(&qs, ids[2 * j + 1], j);
+			x[PER_MAP * j] = bench_update_elem(fd);
+			x[PER_MAP * j + 1] = bench_update_batch(fd);
+			x[PER_MAP * j + 2] = bench_ring_map(&qi, ids[2 * j], j);
+			x[PER_MAP * j + 3] = bench_ring_map(&qs, ids[2 * j + 1], j);
+			x[PER_MAP * j + 4] = bench_prog_update(fd);
 		}
-		for (i = 0; i < 8; i++)
+		x[N - 1] = bench_prog_update(-1);
+		for (i = 0; i < N; i++)
 			if (v[i] >= 0 && (x[i] < 0 || x[i] > v[i]))
 				v[i] = x[i];
 	}
 	{
 		struct sbpf_stats st = ring_stats(&qs);
 
+		report_pollers("bpfmap bench");
 		printf("bpfmap bench: sqpoll ring: wakeups %llu cq_full %llu submitted %llu\n",
 		       (unsigned long long)st.wakeups, (unsigned long long)st.cq_full,
 		       (unsigned long long)st.submitted);
@@ -690,16 +767,32 @@ static int bench(void)
 	ring_exit(&qi);
 	close(arr);
 	close(hash);
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < N; i++)
 		printf("BENCH %s ops_per_sec=%.0f\n", names[i], v[i]);
-	for (j = 0; j < 2; j++)
+	for (j = 0; j < 2; j++) {
+		const double *m = v + PER_MAP * j;
+
 		for (i = 2; i < 4; i++) {
-			printf("RATIO %s vs %s = %.2f (emulated)\n", names[4 * j + i], names[4 * j],
-			       v[4 * j + i] / v[4 * j]);
-			printf("RATIO %s vs %s = %.2f (emulated)\n", names[4 * j + i],
-			       names[4 * j + 1], v[4 * j + i] / v[4 * j + 1]);
+			printf("RATIO %s vs %s = %.2f (emulated)\n", names[PER_MAP * j + i],
+			       names[PER_MAP * j], m[i] / m[0]);
+			printf("RATIO %s vs %s = %.2f (emulated)\n", names[PER_MAP * j + i],
+			       names[PER_MAP * j + 1], m[i] / m[1]);
 		}
-	for (i = 0; i < 8; i++)
+		/*
+		 * Where an element's time goes (ns, same boot): the map's own update (the BPF
+		 * program's run less an empty one's) is a floor no way in can go under, so
+		 * update_elem / that floor bounds any ring's ratio.
+		 */
+		if (m[4] > 0 && v[N - 1] > 0) {
+			double own = 1e9 / m[4] - 1e9 / v[N - 1];
+
+			printf("PROFILE %s ns per element: update_elem %.0f, update_batch %.0f, "
+			       "ring %.0f, map's own update %.0f; bound on ring/update_elem %.1fx "
+			       "(emulated)\n", j ? "hash" : "array", 1e9 / m[0], 1e9 / m[1],
+			       1e9 / m[2], own, own > 0 ? 1e9 / m[0] / own : 0.0);
+		}
+	}
+	for (i = 0; i < N; i++)
 		if (v[i] <= 0) {
 			printf("TEST bpfmap_bench FAIL %s did not run\n", names[i]);
 			return 1;

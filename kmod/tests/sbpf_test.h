@@ -417,6 +417,82 @@ static int pin_poller(int poller_cpu, int self_cpu)
 	return found;
 }
 
+/*
+ * Prints where this process's poller threads stand, for a bench's log: the CPU each last ran
+ * on, the CPUs it may use, its cgroup, and its schedstat (ns on the CPU, ns waiting to run,
+ * time slices). Prints this process's own CPU likewise.
+ */
+static void report_pollers(const char *who)
+{
+	char want[32], path[300], line[256];
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+	FILE *f;
+
+	snprintf(want, sizeof(want), "sbpf-sqp/%d\n", getpid());
+	printf("%s: caller on cpu %d\n", who, sched_getcpu());
+	while (dir && (d = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(line, sizeof(line), f) || strcmp(line, want)) {
+			fclose(f);
+			/* Any other task running or runnable right now competes for a CPU. */
+			snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+			if ((f = fopen(path, "r"))) {
+				char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+
+				if (p && p[1] == ' ' && p[2] == 'R' && atoi(d->d_name) > 0 &&
+				    atoi(d->d_name) != getpid()) {
+					p[1] = 0;
+					printf("%s: runnable task %s\n", who, line);
+				}
+			}
+			if (f)
+				fclose(f);
+			continue;
+		}
+		fclose(f);
+		printf("%s: poller %s:", who, d->d_name);
+		snprintf(path, sizeof(path), "/proc/%s/status", d->d_name);
+		if ((f = fopen(path, "r"))) {
+			while (fgets(line, sizeof(line), f))
+				if (!strncmp(line, "Cpus_allowed_list:", 18))
+					printf(" allowed %s", line + 19);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		if ((f = fopen(path, "r"))) {
+			/* Field 39, after the ")" that ends field 2: the CPU it last ran on. */
+			if (fgets(line, sizeof(line), f)) {
+				char *p = strrchr(line, ')');
+				int field = 2;
+
+				while (p && *p && field < 39)
+					if (*p++ == ' ')
+						field++;
+				printf("    last cpu %d", p ? atoi(p) : -1);
+			}
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%s/schedstat", d->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fgets(line, sizeof(line), f))
+				printf(", schedstat (run ns, wait ns, slices) %s", line);
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/%s/cgroup", d->d_name);
+		if ((f = fopen(path, "r"))) {
+			while (fgets(line, sizeof(line), f))
+				printf("    cgroup %s", line);
+			fclose(f);
+		}
+	}
+	if (dir)
+		closedir(dir);
+}
+
 static uint64_t xorshift64(uint64_t *s)
 {
 	uint64_t x = *s;

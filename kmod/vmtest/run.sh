@@ -279,7 +279,7 @@ run_kernel() {
 	local secs=$((SECONDS - t0))
 	tr -d '\r' <"$logf" >"$logf.tmp" && mv "$logf.tmp" "$logf"
 
-	grep -E '^(TEST|BENCH|RATIO|VMTEST kernel|VMTEST summary) ' "$logf" || true
+	grep -E '^(TEST|BENCH|RATIO|PROFILE|VMTEST kernel|VMTEST summary) ' "$logf" || true
 	local pass fail bad=0
 	pass=$(grep -cE '^TEST .* PASS$' "$logf" || true)
 	fail=$(grep -cE '^TEST .* FAIL' "$logf" || true)

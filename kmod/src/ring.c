@@ -325,9 +325,8 @@ static int sbpf_poller(void *data)
 		 * far more than a look (HPET, where the TSC is unstable). The idle spin starts
 		 * at the first read, 64 looks after the last work. No cpu_relax(), as in
 		 * io_uring's SQPOLL loop: this polls for work, it does not wait for a lock, and
-		 * hypervisors take PAUSE loops for lock waiters (pause-loop exiting). Under
-		 * QEMU's TCG every PAUSE leaves the vCPU loop: with one per look, SQPOLL rings
-		 * ran at about 4300 entries/s against 0.8-3.4 million without.
+		 * hypervisors take PAUSE loops for lock waiters (pause-loop exiting; under
+		 * QEMU's TCG every PAUSE leaves the vCPU loop).
 		 */
 		if (++looks % 64) {
 			cond_resched();

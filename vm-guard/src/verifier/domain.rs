@@ -173,6 +173,7 @@ impl Tnum {
     }
 
     /// Every value of `o` is a value of `self`.
+    #[inline]
     pub fn contains(self, o: Tnum) -> bool {
         o.mask & !self.mask == 0 && (o.value & !self.mask) == self.value
     }
@@ -276,6 +277,9 @@ impl Scalar {
     /// Tightens each fact with the others (tnum → ranges, signed ↔ unsigned, ranges →
     /// tnum), repeating while that changes something (at most three passes: each pass only
     /// narrows, and more would still be sound); `None` when no value remains.
+    // Inlined: returned through memory, its result is reloaded wider than it was stored,
+    // which stalls store forwarding at every call.
+    #[inline(always)]
     pub fn normalize(mut self) -> Option<Scalar> {
         if self.t.is_const() {
             // Constants are most values; their ranges follow from the one value.
@@ -319,6 +323,7 @@ impl Scalar {
     }
 
     /// Every value of `o` is a value of `self`.
+    #[inline]
     pub fn contains(&self, o: &Scalar) -> bool {
         self.umin <= o.umin
             && o.umax <= self.umax
@@ -348,6 +353,7 @@ impl Scalar {
         }
     }
 
+    #[inline(always)]
     fn with_tnum(t: Tnum) -> Scalar {
         Scalar {
             t,
@@ -357,12 +363,14 @@ impl Scalar {
         .unwrap_or(Scalar::UNKNOWN)
     }
 
+    #[inline(always)]
     fn with(self, f: impl FnOnce(&mut Scalar)) -> Scalar {
         let mut s = self;
         f(&mut s);
         s.normalize().unwrap_or(Scalar::UNKNOWN)
     }
 
+    #[inline]
     pub fn add(&self, o: &Scalar) -> Scalar {
         let mut r = Scalar::raw(self.t + o.t);
         if let (Some(lo), Some(hi)) = (self.umin.checked_add(o.umin), self.umax.checked_add(o.umax))
@@ -378,6 +386,7 @@ impl Scalar {
         r.with(|_| {})
     }
 
+    #[inline]
     pub fn sub(&self, o: &Scalar) -> Scalar {
         let mut r = Scalar::raw(self.t - o.t);
         if self.umin >= o.umax {
@@ -423,6 +432,7 @@ impl Scalar {
         Scalar::urange(0, hi)
     }
 
+    #[inline]
     pub fn and(&self, o: &Scalar) -> Scalar {
         let t = self.t.and(o.t);
         Scalar {
@@ -434,6 +444,7 @@ impl Scalar {
         .with(|_| {})
     }
 
+    #[inline]
     pub fn or(&self, o: &Scalar) -> Scalar {
         let t = self.t.or(o.t);
         Scalar {
@@ -445,10 +456,12 @@ impl Scalar {
         .with(|_| {})
     }
 
+    #[inline]
     pub fn xor(&self, o: &Scalar) -> Scalar {
         Scalar::with_tnum(self.t.xor(o.t))
     }
 
+    #[inline]
     pub fn lsh(&self, k: u32) -> Scalar {
         let mut r = Scalar::raw(self.t.lshift(k));
         if k < 64 && self.umax.leading_zeros() >= k {
@@ -458,6 +471,7 @@ impl Scalar {
         r.with(|_| {})
     }
 
+    #[inline]
     pub fn rsh(&self, k: u32) -> Scalar {
         let mut r = Scalar::raw(self.t.rshift(k));
         r.umin = r.umin.max(self.umin >> k);
@@ -465,6 +479,7 @@ impl Scalar {
         r.with(|_| {})
     }
 
+    #[inline]
     pub fn arsh(&self, k: u32) -> Scalar {
         let mut r = Scalar::raw(self.t.arshift(k));
         r.smin = r.smin.max(self.smin >> k);
@@ -473,6 +488,7 @@ impl Scalar {
     }
 
     /// The low 32 bits, zero-extended: exact when the value already fits.
+    #[inline]
     pub fn low32(&self) -> Scalar {
         if self.umax <= U32 {
             return *self;

@@ -45,14 +45,18 @@ const MAX_VAR_OFF: i64 = 1 << 29;
 /// Lines of log kept; a long exploration is summarized beyond.
 const MAX_LOG_LINES: usize = 20_000;
 
+/// A state stored for pruning (the state itself is in a vector of its own, at the same
+/// index, so that storing one copies it once, straight into place).
 struct Checkpoint {
-    state: State,
+    /// The next checkpoint stored at the same instruction, in the order they were stored.
+    next: Option<usize>,
     parent: Option<usize>,
     /// Live paths whose latest checkpoint is this one, plus unfinished child checkpoints.
     branches: u32,
     complete: bool,
 }
 
+#[derive(Clone)]
 struct Path {
     pc: usize,
     state: State,
@@ -61,12 +65,42 @@ struct Path {
 
 enum Next {
     Go(usize),
+    /// Both sides of a branch are possible: the taken side's state is the current one
+    /// refined as [`Explorer::sides`] says, and so is the fall-through's. Not applied yet,
+    /// so that the state is copied once, in place; and not carried here, so that every
+    /// step's result stays a few words (it is moved on every instruction).
     Fork {
         fall: usize,
         taken: usize,
-        taken_state: Box<State>,
     },
     Exit,
+}
+
+/// What one side of a branch learned about its operands.
+#[derive(Clone, Copy)]
+struct Refined {
+    dst: u8,
+    /// The source register, for a comparison between registers.
+    src: Option<u8>,
+    /// The region both point into, for a comparison between pointers.
+    region: Option<Region>,
+    x: Scalar,
+    y: Scalar,
+}
+
+impl Refined {
+    fn apply(&self, st: &mut State) {
+        let wrap = |s: Scalar| match self.region {
+            Some(region) => Value::Ptr(Ptr { region, off: s }),
+            None => Value::Scalar(s),
+        };
+        st.regs[self.dst as usize] = wrap(self.x);
+        st.propagate(self.dst);
+        if let Some(src) = self.src {
+            st.regs[src as usize] = wrap(self.y);
+            st.propagate(src);
+        }
+    }
 }
 
 pub(super) struct Outcome {
@@ -85,7 +119,14 @@ pub(super) struct Explorer<'a> {
     log: Option<&'a mut VerifierLog>,
     /// The last link handed out (unique over the whole exploration).
     next_link: Cell<u32>,
+    /// The rule the current path broke, set with [`Failed`].
+    failure: Cell<Option<Rule>>,
+    /// What the last [`Next::Fork`] learned on its taken and fall-through sides.
+    sides: Cell<Option<(Refined, Refined)>>,
 }
+
+/// The current path broke the rule in [`Explorer::failure`].
+struct Failed;
 
 impl<'a> Explorer<'a> {
     pub fn new(
@@ -110,7 +151,18 @@ impl<'a> Explorer<'a> {
             prune_point,
             log,
             next_link: Cell::new(0),
+            failure: Cell::new(None),
+            sides: Cell::new(None),
         }
+    }
+
+    /// Records why the current path fails; [`Explorer::run`] turns it into the error, with
+    /// the path's state as it is then. Keeps the results of the transfer functions small:
+    /// the error is built once, not moved through every step.
+    #[cold]
+    fn reject(&self, rule: Rule) -> Failed {
+        self.failure.set(Some(rule));
+        Failed
     }
 
     fn fail(&self, pc: usize, state: &State, rule: Rule) -> VerifyError {
@@ -134,13 +186,22 @@ impl<'a> Explorer<'a> {
 
     pub fn run(&mut self) -> Result<Outcome, VerifyError> {
         let n = self.shapes.len();
-        let mut cps: Vec<Checkpoint> = Vec::new();
-        let mut seen: Vec<Vec<usize>> = vec![Vec::new(); n];
-        let mut pending = vec![Path {
+        let mut cps: Vec<Checkpoint> = Vec::with_capacity(64);
+        let mut cp_states: Vec<State> = Vec::with_capacity(64);
+        // The checkpoints stored at each instruction, as a list through `Checkpoint::next`
+        // (first, last, how many): no allocation per instruction.
+        let mut seen: Vec<(Option<usize>, usize, usize)> = vec![(None, 0, 0); n];
+        // At each instruction, the register or stack slot whose comparison failed last there:
+        // compared first next time (see `State::within`).
+        let mut hint = vec![0u8; n];
+        // Depth first: the last path is the one being explored, the others wait for it. A
+        // fork copies the state once, in place, and the copy is explored first.
+        let mut paths = Vec::with_capacity(16);
+        paths.push(Path {
             pc: 0,
             state: State::entry(),
             cp: None,
-        }];
+        });
         let mut processed = 0usize;
         // Instructions processed plus states copied and compared: what the budget bounds.
         let mut work = 0usize;
@@ -154,8 +215,8 @@ impl<'a> Explorer<'a> {
                 cp = cps[id].parent;
             }
         };
-        'paths: while let Some(mut path) = pending.pop() {
-            loop {
+        while let Some(path) = paths.last_mut() {
+            let fork = loop {
                 let pc = path.pc;
                 if self.prune_point[pc] {
                     // A dead register is never read again before it is written: forget it,
@@ -166,33 +227,42 @@ impl<'a> Explorer<'a> {
                         }
                     }
                     let mut pruned = false;
-                    for &id in &seen[pc] {
+                    let mut at = seen[pc].0;
+                    while let Some(id) = at {
                         let cp = &cps[id];
-                        work += cp.state.cost();
+                        let cp_state = &cp_states[id];
+                        at = cp.next;
+                        work += cp_state.cost();
                         if cp.complete {
-                            if path.state.within(&cp.state) {
+                            if path.state.within(cp_state, &mut hint[pc]) {
                                 pruned = true;
                                 break;
                             }
-                        } else if path.state == cp.state {
+                        } else if path.state.equals(cp_state, &mut hint[pc]) {
                             return Err(self.fail(pc, &path.state, Rule::InfiniteLoop));
                         }
                     }
                     if pruned {
                         self.log_line(|| format!("{pc}: safe (pruned)"));
-                        finish(&mut cps, path.cp);
-                        continue 'paths;
+                        break None;
                     }
-                    if seen[pc].len() < MAX_STATES_PER_INSN {
+                    if seen[pc].2 < MAX_STATES_PER_INSN {
                         work += path.state.cost();
+                        let id = cps.len();
+                        cp_states.extend_from_slice(std::slice::from_ref(&path.state));
                         cps.push(Checkpoint {
-                            state: path.state.clone(),
+                            next: None,
                             parent: path.cp,
                             branches: 1,
                             complete: false,
                         });
-                        let id = cps.len() - 1;
-                        seen[pc].push(id);
+                        let (first, last, count) = &mut seen[pc];
+                        match first {
+                            Some(_) => cps[*last].next = Some(id),
+                            None => *first = Some(id),
+                        }
+                        *last = id;
+                        *count += 1;
                         path.cp = Some(id);
                     }
                 }
@@ -216,27 +286,44 @@ impl<'a> Explorer<'a> {
                     );
                     self.log_line(|| line);
                 }
-                match self.step(pc, &mut path.state)? {
+                let next = self.step(pc, &mut path.state).map_err(|Failed| {
+                    let rule = self.failure.take().expect("a failed step records its rule");
+                    self.fail(pc, &path.state, rule)
+                })?;
+                match next {
                     Next::Go(next) => path.pc = next,
-                    Next::Exit => {
-                        finish(&mut cps, path.cp);
-                        continue 'paths;
-                    }
-                    Next::Fork {
-                        fall,
-                        taken,
-                        taken_state,
-                    } => {
+                    Next::Exit => break None,
+                    Next::Fork { fall, taken } => {
                         if let Some(id) = path.cp {
                             cps[id].branches += 1;
                         }
-                        work += taken_state.cost();
-                        pending.push(Path {
-                            pc: taken,
-                            state: *taken_state,
-                            cp: path.cp,
-                        });
-                        path.pc = fall;
+                        work += path.state.cost();
+                        break Some((fall, taken));
+                    }
+                }
+            };
+            match fork {
+                // The path exited or was pruned.
+                None => {
+                    let cp = path.cp;
+                    // Dropped in place: popping would copy it out first.
+                    paths.truncate(paths.len() - 1);
+                    finish(&mut cps, cp);
+                }
+                // The current path waits with the taken side; its copy goes on with the
+                // fall-through.
+                Some((fall, taken)) => {
+                    let (taken_side, fall_side) = self
+                        .sides
+                        .take()
+                        .expect("a fork records what each side learned");
+                    let top = paths.len() - 1;
+                    paths.extend_from_within(top..);
+                    if let [.., waiting, current] = &mut paths[..] {
+                        waiting.pc = taken;
+                        taken_side.apply(&mut waiting.state);
+                        current.pc = fall;
+                        fall_side.apply(&mut current.state);
                     }
                 }
             }
@@ -248,14 +335,14 @@ impl<'a> Explorer<'a> {
     }
 
     /// Reads register `r` as an operand: it must be initialized.
-    fn read(&self, pc: usize, st: &State, r: u8) -> Result<Value, VerifyError> {
+    fn read(&self, st: &State, r: u8) -> Result<Value, Failed> {
         match st.regs[r as usize] {
-            Value::Uninit => Err(self.fail(pc, st, Rule::Uninitialized { reg: r })),
+            Value::Uninit => Err(self.reject(Rule::Uninitialized { reg: r })),
             v => Ok(v),
         }
     }
 
-    fn step(&self, pc: usize, st: &mut State) -> Result<Next, VerifyError> {
+    fn step(&self, pc: usize, st: &mut State) -> Result<Next, Failed> {
         let insn = decode(self.prog, pc);
         let shape = self.shapes[pc].expect("the structural pass shaped every instruction");
         let next = pc + if shape.is_lddw { 2 } else { 1 };
@@ -266,7 +353,7 @@ impl<'a> Explorer<'a> {
                 let v = if insn.src == PSEUDO_RODATA {
                     let off = u64::from(hi as u32);
                     if self.rodata.is_empty() || off > self.rodata.len() as u64 {
-                        return Err(self.fail(pc, st, Rule::LddwPseudo));
+                        return Err(self.reject(Rule::LddwPseudo));
                     }
                     Value::Ptr(Ptr {
                         region: Region::Rodata,
@@ -280,16 +367,16 @@ impl<'a> Explorer<'a> {
                 Ok(Next::Go(next))
             }
             ebpf::BPF_LDX => {
-                let base = self.read(pc, st, insn.src)?;
-                let (v, link) = self.load(pc, st, insn.src, base, &insn)?;
+                let base = self.read(st, insn.src)?;
+                let (v, link) = self.load(st, insn.src, base, &insn)?;
                 st.set(insn.dst, v);
                 st.links[insn.dst as usize] = link;
                 Ok(Next::Go(next))
             }
             ebpf::BPF_ST | ebpf::BPF_STX => {
-                let base = self.read(pc, st, insn.dst)?;
+                let base = self.read(st, insn.dst)?;
                 let (v, link) = if class == ebpf::BPF_STX {
-                    let v = self.read(pc, st, insn.src)?;
+                    let v = self.read(st, insn.src)?;
                     // A spilled scalar stays linked to its register, so that a branch on
                     // the register also bounds what a later fill reads back.
                     let r = insn.src as usize;
@@ -300,14 +387,14 @@ impl<'a> Explorer<'a> {
                 } else {
                     (Value::Scalar(Scalar::konst(insn.imm as i64 as u64)), 0)
                 };
-                self.store(pc, st, insn.dst, base, v, link, &insn)?;
+                self.store(st, insn.dst, base, v, link, &insn)?;
                 Ok(Next::Go(next))
             }
             ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
-                self.alu(pc, st, &insn, class == ebpf::BPF_ALU64)?;
+                self.alu(st, &insn, class == ebpf::BPF_ALU64)?;
                 Ok(Next::Go(next))
             }
-            _ => self.jump(pc, st, &insn, shape, next),
+            _ => self.jump(st, &insn, shape, next),
         }
     }
 
@@ -325,16 +412,14 @@ impl<'a> Explorer<'a> {
     /// region; returns the region and the smallest and largest offsets.
     fn check_access(
         &self,
-        pc: usize,
-        st: &State,
         reg: u8,
         base: Value,
         insn: &Insn,
-    ) -> Result<(Region, i64, i64), VerifyError> {
+    ) -> Result<(Region, i64, i64), Failed> {
         let size = structure::size_of(insn) as i64;
         let p = match base {
             Value::Ptr(p) => p,
-            _ => return Err(self.fail(pc, st, Rule::NotAPointer { reg })),
+            _ => return Err(self.reject(Rule::NotAPointer { reg })),
         };
         // Pointer offsets stay within ±MAX_VAR_OFF (checked where they are formed), so these
         // sums cannot overflow.
@@ -345,38 +430,27 @@ impl<'a> Explorer<'a> {
             Region::Rodata => (0, self.rodata.len() as i64),
             Region::Stack => {
                 if p.off.as_const().is_none() {
-                    return Err(self.fail(pc, st, Rule::StackVariableOffset { reg }));
+                    return Err(self.reject(Rule::StackVariableOffset { reg }));
                 }
                 (-(STACK_SIZE as i64), 0)
             }
         };
         if lo < start || hi + size > end {
-            return Err(self.fail(
-                pc,
-                st,
-                Rule::OutOfBounds {
-                    region: p.region,
-                    reg,
-                    min: lo,
-                    max: hi,
-                    size: size as usize,
-                    limit: (end - start) as usize,
-                },
-            ));
+            return Err(self.reject(Rule::OutOfBounds {
+                region: p.region,
+                reg,
+                min: lo,
+                max: hi,
+                size: size as usize,
+                limit: (end - start) as usize,
+            }));
         }
         Ok((p.region, lo, hi))
     }
 
-    fn load(
-        &self,
-        pc: usize,
-        st: &State,
-        reg: u8,
-        base: Value,
-        insn: &Insn,
-    ) -> Result<(Value, u32), VerifyError> {
+    fn load(&self, st: &State, reg: u8, base: Value, insn: &Insn) -> Result<(Value, u32), Failed> {
         let size = structure::size_of(insn);
-        let (region, lo, hi) = self.check_access(pc, st, reg, base, insn)?;
+        let (region, lo, hi) = self.check_access(reg, base, insn)?;
         let v = match region {
             Region::Context => Value::Scalar(Scalar::unknown_bytes(size)),
             Region::Rodata => {
@@ -400,10 +474,10 @@ impl<'a> Explorer<'a> {
                     let (slot, byte) = State::slot_of(o);
                     let s = st.slot(slot);
                     if matches!(s.spill, Some(Value::Ptr(_))) {
-                        return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
+                        return Err(self.reject(Rule::SpilledPointerPartial { off: lo }));
                     }
                     if s.init & (1 << byte) == 0 {
-                        return Err(self.fail(pc, st, Rule::StackUninitialized { off: lo, size }));
+                        return Err(self.reject(Rule::StackUninitialized { off: lo, size }));
                     }
                 }
                 Value::Scalar(Scalar::unknown_bytes(size))
@@ -415,21 +489,20 @@ impl<'a> Explorer<'a> {
     #[allow(clippy::too_many_arguments)]
     fn store(
         &self,
-        pc: usize,
         st: &mut State,
         reg: u8,
         base: Value,
         v: Value,
         link: u32,
         insn: &Insn,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<(), Failed> {
         let size = structure::size_of(insn);
         if let Value::Ptr(p) = base {
             if p.region != Region::Stack {
-                return Err(self.fail(pc, st, Rule::Store { region: p.region }));
+                return Err(self.reject(Rule::Store { region: p.region }));
             }
         }
-        let (_, lo, _) = self.check_access(pc, st, reg, base, insn)?;
+        let (_, lo, _) = self.check_access(reg, base, insn)?;
         let (slot, byte) = State::slot_of(lo);
         if size == 8 && byte == 0 {
             *st.slot_mut(slot) = Slot {
@@ -440,21 +513,17 @@ impl<'a> Explorer<'a> {
             return Ok(());
         }
         if matches!(v, Value::Ptr(_)) {
-            return Err(self.fail(
-                pc,
-                st,
-                Rule::PointerLeak {
-                    reg: insn.src,
-                    what: "a partial or misaligned store of a pointer",
-                },
-            ));
+            return Err(self.reject(Rule::PointerLeak {
+                reg: insn.src,
+                what: "a partial or misaligned store of a pointer",
+            }));
         }
         for o in lo..lo + size as i64 {
             let (slot, byte) = State::slot_of(o);
             let s = st.slot_mut(slot);
             match s.spill {
                 Some(Value::Ptr(_)) => {
-                    return Err(self.fail(pc, st, Rule::SpilledPointerPartial { off: lo }));
+                    return Err(self.reject(Rule::SpilledPointerPartial { off: lo }));
                 }
                 // What is left of a spilled number is plain written bytes.
                 Some(_) => {
@@ -468,13 +537,13 @@ impl<'a> Explorer<'a> {
         Ok(())
     }
 
-    fn alu(&self, pc: usize, st: &mut State, insn: &Insn, is64: bool) -> Result<(), VerifyError> {
+    fn alu(&self, st: &mut State, insn: &Insn, is64: bool) -> Result<(), Failed> {
         let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
         let is_reg = insn.opc & ebpf::BPF_X != 0;
         let d = insn.dst as usize;
         match op {
             ebpf::BPF_END => {
-                let x = self.scalar_operand(pc, st, insn.dst, "a byte swap")?;
+                let x = self.scalar_operand(st, insn.dst, "a byte swap")?;
                 st.set(
                     insn.dst,
                     Value::Scalar(transfer::byte_swap(&x, insn.imm, is_reg)),
@@ -482,16 +551,13 @@ impl<'a> Explorer<'a> {
                 return Ok(());
             }
             ebpf::BPF_NEG => {
-                let x = self.scalar_operand(pc, st, insn.dst, "a negation")?;
+                let x = self.scalar_operand(st, insn.dst, "a negation")?;
                 let v = if is64 {
                     // rbpf's interpreter negates with `-(x as i64)`, which panics on
                     // i64::MIN in builds with overflow checks (clang emits neg64 for
                     // `x & 1 ? c : 0`, on values far from it).
                     if x.smin == i64::MIN {
-                        return Err(self.fail(
-                            pc,
-                            st,
-                            Rule::RbpfDivergence {
+                        return Err(self.reject(Rule::RbpfDivergence {
                                 what: "neg64 of a value that may be i64::MIN panics in rbpf's interpreter when built with overflow checks",
                             },
                         ));
@@ -506,7 +572,7 @@ impl<'a> Explorer<'a> {
             _ => {}
         }
         let src = if is_reg {
-            self.read(pc, st, insn.src)?
+            self.read(st, insn.src)?
         } else if is64 {
             Value::Scalar(Scalar::konst(insn.imm as i64 as u64))
         } else {
@@ -524,12 +590,12 @@ impl<'a> Explorer<'a> {
             }
             return Ok(());
         }
-        let dst = self.read(pc, st, insn.dst)?;
+        let dst = self.read(st, insn.dst)?;
         let v = match (dst, src) {
             (Value::Scalar(a), Value::Scalar(b)) => {
                 Value::Scalar(transfer::alu(op, is64, &a, &b).expect("a binary ALU operation"))
             }
-            _ => self.pointer_alu(pc, st, insn, op, is64, dst, src)?,
+            _ => self.pointer_alu(insn, op, is64, dst, src)?,
         };
         st.set(insn.dst, v);
         Ok(())
@@ -541,16 +607,10 @@ impl<'a> Explorer<'a> {
         l
     }
 
-    fn scalar_operand(
-        &self,
-        pc: usize,
-        st: &State,
-        r: u8,
-        what: &'static str,
-    ) -> Result<Scalar, VerifyError> {
-        match self.read(pc, st, r)? {
+    fn scalar_operand(&self, st: &State, r: u8, what: &'static str) -> Result<Scalar, Failed> {
+        match self.read(st, r)? {
             Value::Scalar(s) => Ok(s),
-            _ => Err(self.fail(pc, st, Rule::PointerArithmetic { reg: r, what })),
+            _ => Err(self.reject(Rule::PointerArithmetic { reg: r, what })),
         }
     }
 
@@ -560,34 +620,28 @@ impl<'a> Explorer<'a> {
     #[allow(clippy::too_many_arguments)]
     fn pointer_alu(
         &self,
-        pc: usize,
-        st: &State,
         insn: &Insn,
         op: u8,
         is64: bool,
         dst: Value,
         src: Value,
-    ) -> Result<Value, VerifyError> {
+    ) -> Result<Value, Failed> {
         let reg = if matches!(dst, Value::Ptr(_)) {
             insn.dst
         } else {
             insn.src
         };
-        let bad = |what| Err(self.fail(pc, st, Rule::PointerArithmetic { reg, what }));
+        let bad = |what| Err(self.reject(Rule::PointerArithmetic { reg, what }));
         if !is64 {
             return bad("32-bit arithmetic on a pointer");
         }
-        let offset = |p: Ptr, delta: Scalar, sub: bool| -> Result<Value, VerifyError> {
+        let offset = |p: Ptr, delta: Scalar, sub: bool| -> Result<Value, Failed> {
             if delta.smin < -MAX_VAR_OFF || delta.smax > MAX_VAR_OFF {
-                return Err(self.fail(
-                    pc,
-                    st,
-                    Rule::UnboundedPointerOffset {
-                        reg,
-                        min: delta.smin,
-                        max: delta.smax,
-                    },
-                ));
+                return Err(self.reject(Rule::UnboundedPointerOffset {
+                    reg,
+                    min: delta.smin,
+                    max: delta.smax,
+                }));
             }
             let off = if sub {
                 p.off.sub(&delta)
@@ -595,18 +649,14 @@ impl<'a> Explorer<'a> {
                 p.off.add(&delta)
             };
             if off.smin < -MAX_VAR_OFF || off.smax > MAX_VAR_OFF {
-                return Err(self.fail(
-                    pc,
-                    st,
-                    Rule::UnboundedPointerOffset {
-                        reg,
-                        min: off.smin,
-                        max: off.smax,
-                    },
-                ));
+                return Err(self.reject(Rule::UnboundedPointerOffset {
+                    reg,
+                    min: off.smin,
+                    max: off.smax,
+                }));
             }
             if p.region == Region::Stack && off.as_const().is_none() {
-                return Err(self.fail(pc, st, Rule::StackVariableOffset { reg }));
+                return Err(self.reject(Rule::StackVariableOffset { reg }));
             }
             Ok(Value::Ptr(Ptr {
                 region: p.region,
@@ -629,21 +679,14 @@ impl<'a> Explorer<'a> {
         }
     }
 
-    fn jump(
-        &self,
-        pc: usize,
-        st: &mut State,
-        insn: &Insn,
-        shape: Shape,
-        next: usize,
-    ) -> Result<Next, VerifyError> {
+    fn jump(&self, st: &mut State, insn: &Insn, shape: Shape, next: usize) -> Result<Next, Failed> {
         let class = insn.opc & ebpf::BPF_CLS_MASK;
         let op = insn.opc & ebpf::BPF_ALU_OP_MASK;
         match op {
             ebpf::BPF_EXIT => {
                 return match st.regs[0] {
-                    Value::Uninit => Err(self.fail(pc, st, Rule::R0Unset)),
-                    Value::Ptr(_) => Err(self.fail(pc, st, Rule::PointerReturned)),
+                    Value::Uninit => Err(self.reject(Rule::R0Unset)),
+                    Value::Ptr(_) => Err(self.reject(Rule::PointerReturned)),
                     Value::Scalar(_) => Ok(Next::Exit),
                 };
             }
@@ -655,15 +698,11 @@ impl<'a> Explorer<'a> {
                     .find(|h| h.id as i32 == insn.imm)
                     .map_or(0, |h| h.arity.min(5));
                 for r in 1..=arity {
-                    if let Value::Ptr(_) = self.read(pc, st, r)? {
-                        return Err(self.fail(
-                            pc,
-                            st,
-                            Rule::PointerLeak {
-                                reg: r,
-                                what: "a pointer passed to a helper",
-                            },
-                        ));
+                    if let Value::Ptr(_) = self.read(st, r)? {
+                        return Err(self.reject(Rule::PointerLeak {
+                            reg: r,
+                            what: "a pointer passed to a helper",
+                        }));
                     }
                 }
                 st.set(0, Value::Scalar(Scalar::UNKNOWN));
@@ -681,9 +720,9 @@ impl<'a> Explorer<'a> {
         let cmp = Cmp::of(op).expect("the structural pass admits only known jumps");
         let is32 = class == ebpf::BPF_JMP32;
         let is_reg = insn.opc & ebpf::BPF_X != 0;
-        let a = self.read(pc, st, insn.dst)?;
+        let a = self.read(st, insn.dst)?;
         let b = if is_reg {
-            self.read(pc, st, insn.src)?
+            self.read(st, insn.src)?
         } else if is32 && !cmp.is_signed() {
             Value::Scalar(Scalar::konst(u64::from(insn.imm as u32)))
         } else {
@@ -721,7 +760,7 @@ impl<'a> Explorer<'a> {
                 } else {
                     insn.src
                 };
-                return Err(self.fail(pc, st, Rule::PointerComparison { reg }));
+                return Err(self.reject(Rule::PointerComparison { reg }));
             }
         };
         let assume = |c: Cmp| {
@@ -731,35 +770,24 @@ impl<'a> Explorer<'a> {
                 transfer::assume(c, &sa, &sb)
             }
         };
-        let write = |st: &mut State, (x, y): (Scalar, Scalar)| {
-            let wrap = |s: Scalar| match ptrs {
-                Some(region) => Value::Ptr(Ptr { region, off: s }),
-                None => Value::Scalar(s),
-            };
-            st.regs[insn.dst as usize] = wrap(x);
-            st.propagate(insn.dst);
-            if is_reg {
-                st.regs[insn.src as usize] = wrap(y);
-                st.propagate(insn.src);
-            }
+        let side = |(x, y): (Scalar, Scalar)| Refined {
+            dst: insn.dst,
+            src: is_reg.then_some(insn.src),
+            region: ptrs,
+            x,
+            y,
         };
         match (assume(cmp), assume(cmp.negate())) {
             (Some(t), Some(f)) => {
-                let mut ts = Box::new(st.clone());
-                write(&mut ts, t);
-                write(st, f);
-                Ok(Next::Fork {
-                    fall: next,
-                    taken,
-                    taken_state: ts,
-                })
+                self.sides.set(Some((side(t), side(f))));
+                Ok(Next::Fork { fall: next, taken })
             }
             (Some(t), None) => {
-                write(st, t);
+                side(t).apply(st);
                 Ok(Next::Go(taken))
             }
             (None, Some(f)) => {
-                write(st, f);
+                side(f).apply(st);
                 Ok(Next::Go(next))
             }
             // Both impossible: the state itself is empty (an over-approximation of no run).
@@ -813,12 +841,16 @@ fn uses_defs(insn: &Insn, policy: &Policy) -> (u16, u16) {
 /// The usual backward data flow over the control-flow graph, to a fixed point (loops).
 fn liveness(prog: &[u8], shapes: &[Option<Shape>], policy: &Policy) -> Vec<u16> {
     let n = shapes.len();
-    let ud: Vec<(u16, u16)> = (0..n)
-        .map(|i| match shapes[i] {
-            Some(_) => uses_defs(&decode(prog, i), policy),
-            None => (0, 0),
-        })
-        .collect();
+    let mut ud = vec![(0u16, 0u16); n];
+    // Without a backward jump every successor comes later, so one pass from the end is the
+    // fixed point already (the loop below would only confirm it).
+    let mut backward = false;
+    for (i, s) in shapes.iter().enumerate() {
+        if let Some(s) = s {
+            ud[i] = uses_defs(&decode(prog, i), policy);
+            backward |= s.jump.is_some_and(|t| t <= i);
+        }
+    }
     let mut live = vec![0u16; n];
     let mut changed = true;
     while changed {
@@ -837,7 +869,7 @@ fn liveness(prog: &[u8], shapes: &[Option<Shape>], policy: &Policy) -> Vec<u16> 
             let inn = uses | (out & !defs);
             if inn != live[i] {
                 live[i] = inn;
-                changed = true;
+                changed = backward;
             }
         }
     }

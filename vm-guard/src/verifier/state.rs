@@ -1,7 +1,7 @@
 //! What the verifier knows at one instruction on one path: the type and value of each
 //! register and the state of each stack slot, with the order used for pruning.
 
-use std::fmt;
+use std::{fmt, rc::Rc};
 
 use super::domain::Scalar;
 
@@ -59,6 +59,7 @@ impl Value {
     /// `self` (of a state already proven safe) admits every concrete value of `cur`.
     /// An uninitialized register in a safe state was never read after this point, so it
     /// admits anything.
+    #[inline]
     fn admits(&self, cur: &Value) -> bool {
         match (self, cur) {
             (Value::Uninit, _) => true,
@@ -108,6 +109,7 @@ impl Slot {
         link: 0,
     };
 
+    #[inline]
     fn admits(&self, cur: &Slot) -> bool {
         // Bytes the safe state may read must be written here too.
         if self.init & !cur.init != 0 {
@@ -133,8 +135,10 @@ pub struct State {
     pub links: [u32; 11],
     /// Slots from the top of the stack (`[0]` is `r10-8 .. r10`) down to the deepest one
     /// written on this path; deeper ones are empty. Most guards touch a few slots, and
-    /// states are copied at every branch and compared at every jump target.
-    pub stack: Vec<Slot>,
+    /// states are copied at every branch and compared at every jump target: shared between
+    /// copies until one of them writes the stack (most copies never do), so that copying a
+    /// state never allocates and equal stacks compare in one step.
+    stack: Rc<Vec<Slot>>,
 }
 
 impl State {
@@ -154,22 +158,78 @@ impl State {
         State {
             regs,
             links: [0; 11],
-            stack: Vec::new(),
+            stack: Rc::default(),
         }
     }
 
     /// `old` (proven safe from this instruction) admits every concrete state of `self`.
-    pub fn within(&self, old: &State) -> bool {
-        let values = self.regs.iter().zip(&old.regs).all(|(c, o)| o.admits(c))
-            && (0..self.stack.len().max(old.stack.len()))
-                .all(|i| old.slot(i).admits(&self.slot(i)));
-        values && self.links_within(old)
+    ///
+    /// What `*first` names (a register, `0..11`, or the stack slot `*first - 11`) is
+    /// compared first, and whatever does not admit is left in `*first`: the caller keeps it
+    /// per instruction, because states compared at one instruction tend to differ in the
+    /// same place (a loop counter), and a comparison that fails is then one value long.
+    /// Only the order of the conjunction changes, never its value.
+    pub fn within(&self, old: &State, first: &mut u8) -> bool {
+        let f = usize::from(*first);
+        let admits = match f.checked_sub(11) {
+            None => old.regs[f].admits(&self.regs[f]),
+            Some(i) => old.slot(i).admits(&self.slot(i)),
+        };
+        if !admits {
+            return false;
+        }
+        for i in 0..11 {
+            if !old.regs[i].admits(&self.regs[i]) {
+                *first = i as u8;
+                return false;
+            }
+        }
+        // A shared stack admits itself (`Slot::admits` is reflexive).
+        if !Rc::ptr_eq(&self.stack, &old.stack) {
+            let (cur, old) = (&self.stack[..], &old.stack[..]);
+            let common = cur.len().min(old.len());
+            // Past the deeper of the two, both are empty; past `old`'s deepest, its empty
+            // slots admit anything.
+            let bad = (0..common)
+                .find(|&i| !old[i].admits(&cur[i]))
+                .or_else(|| (common..old.len()).find(|&i| !old[i].admits(&Slot::EMPTY)));
+            if let Some(i) = bad {
+                *first = (11 + i) as u8;
+                return false;
+            }
+        }
+        self.links_within(old)
+    }
+
+    /// `self == old`, with what `*first` names compared first, as in [`State::within`].
+    pub fn equals(&self, old: &State, first: &mut u8) -> bool {
+        let f = usize::from(*first);
+        let equal = match f.checked_sub(11) {
+            None => self.regs[f] == old.regs[f],
+            Some(i) => self.slot(i) == old.slot(i),
+        };
+        if !equal {
+            return false;
+        }
+        if let Some(i) = (0..11).find(|&i| self.regs[i] != old.regs[i]) {
+            *first = i as u8;
+            return false;
+        }
+        self == old
+    }
+
+    /// The stack slots from the top down to the deepest one written.
+    pub fn stack(&self) -> &[Slot] {
+        &self.stack
     }
 
     /// Every equality the safe state relied on holds here too: registers (and spills) that
     /// share a link there share one here.
     fn links_within(&self, old: &State) -> bool {
-        let mut map: Vec<(u32, u32)> = Vec::new();
+        // Old link to current link, for each link met so far: at most one per register and
+        // spill, kept on the stack (this runs at every comparison).
+        let mut map = [(0u32, 0u32); 11 + STACK_SIZE / 8];
+        let mut len = 0;
         let mut consistent = |o: u32, c: u32| {
             if o == 0 {
                 return true;
@@ -177,10 +237,11 @@ impl State {
             if c == 0 {
                 return false;
             }
-            match map.iter().find(|(k, _)| *k == o) {
+            match map[..len].iter().find(|(k, _)| *k == o) {
                 Some(&(_, v)) => v == c,
                 None => {
-                    map.push((o, c));
+                    map[len] = (o, c);
+                    len += 1;
                     true
                 }
             }
@@ -206,6 +267,7 @@ impl State {
 
     /// After a branch refined register `r`: every register and spill linked to it learns
     /// the same.
+    #[inline]
     pub fn propagate(&mut self, r: u8) {
         let link = self.links[r as usize];
         if link == 0 {
@@ -217,9 +279,13 @@ impl State {
                 self.regs[i] = v;
             }
         }
-        for s in self.stack.iter_mut() {
-            if s.link == link && s.spill.is_some() {
-                s.spill = Some(v);
+        let linked = |s: &Slot| s.link == link && s.spill.is_some();
+        // Copy a shared stack only when a spill changes.
+        if self.stack.iter().any(linked) {
+            for s in Rc::make_mut(&mut self.stack).iter_mut() {
+                if linked(s) {
+                    s.spill = Some(v);
+                }
             }
         }
     }
@@ -245,10 +311,11 @@ impl State {
 
     /// Slot `i` from the top, for writing.
     pub fn slot_mut(&mut self, i: usize) -> &mut Slot {
-        if self.stack.len() <= i {
-            self.stack.resize(i + 1, Slot::EMPTY);
+        let stack = Rc::make_mut(&mut self.stack);
+        if stack.len() <= i {
+            stack.resize(i + 1, Slot::EMPTY);
         }
-        &mut self.stack[i]
+        &mut stack[i]
     }
 
     /// The registers and written stack slots, kernel-log style.

@@ -11,6 +11,7 @@ const U32: u64 = u32::MAX as u64;
 
 /// `dst op= src` on scalars; `is64` selects the ALU64 or ALU32 form. `None` for an opcode
 /// that is not a binary scalar operation.
+#[inline]
 pub fn alu(op: u8, is64: bool, dst: &Scalar, src: &Scalar) -> Option<Scalar> {
     if is64 {
         return Some(match op {

@@ -18,7 +18,7 @@
 enum {
 	BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2,
 	BPF_MAP_GET_NEXT_ID = 12, BPF_MAP_GET_FD_BY_ID = 14, BPF_OBJ_GET_INFO_BY_FD = 15, BPF_MAP_FREEZE = 22,
-	BPF_MAP_UPDATE_BATCH = 26, BPF_PROG_LOAD = 5, BPF_PROG_TEST_RUN = 10,
+	BPF_MAP_UPDATE_BATCH = 26, BPF_PROG_LOAD = 5, BPF_PROG_TEST_RUN = 10, BPF_BTF_LOAD = 18,
 };
 #define BPF_PROG_TYPE_SOCKET_FILTER	1
 #define BPF_PSEUDO_MAP_FD	1
@@ -59,6 +59,16 @@ union bpf_attr {
 		uint32_t prog_type, insn_cnt;
 		uint64_t insns, license;
 	} load;
+	struct {
+		uint32_t map_type, key_size, value_size, max_entries, map_flags;
+		uint32_t inner_map_fd, numa_node;
+		char map_name[16];
+		uint32_t map_ifindex, btf_fd, btf_key_type_id, btf_value_type_id;
+	} create;
+	struct {
+		uint64_t btf, btf_log_buf;
+		uint32_t btf_size, btf_log_size, btf_log_level;
+	} btf_load;
 	struct {
 		uint32_t prog_fd, retval, data_size_in, data_size_out;
 		uint64_t data_in, data_out;
@@ -381,6 +391,135 @@ static void t_unsupported(void)
 }
 
 /* Without CAP_BPF an fd passed in does not let a user reach the map through us. */
+/*
+ * BTF describing values with special fields, by hand (the layout of <linux/btf.h>): type 1
+ * u32; 2 struct bpf_spin_lock; 3 { bpf_spin_lock lock; u32 x; }; 4 struct bpf_timer
+ * (16 bytes); 5 { bpf_timer t; u32 x; }; 6 { u32 lock; u32 x; } (no special field).
+ */
+enum { BTF_U32 = 1, BTF_LOCKED = 3, BTF_TIMED = 5, BTF_PLAIN = 6 };
+
+static uint32_t btf_str(char *strs, uint32_t *len, const char *s)
+{
+	uint32_t off = *len;
+
+	strcpy(strs + off, s);
+	*len += strlen(s) + 1;
+	return off;
+}
+
+static int btf_special_load(void)
+{
+	uint32_t buf[128], *t = buf + 6;	/* 24-byte header, then the types */
+	char strs[128] = "", log[4096] = "";
+	uint32_t slen = 1, n;
+	union bpf_attr a;
+	int fd;
+#define BTF_INFO(kind, vlen)	(((uint32_t)(kind) << 24) | (vlen))
+#define MEMBER(name, type, bit_off)	\
+	*t++ = btf_str(strs, &slen, name), *t++ = (type), *t++ = (bit_off)
+	/* 1: INT u32, 32 bits, unsigned. */
+	*t++ = btf_str(strs, &slen, "u32"), *t++ = BTF_INFO(1, 0), *t++ = 4, *t++ = 32;
+	/* 2: struct bpf_spin_lock { u32 val; } */
+	*t++ = btf_str(strs, &slen, "bpf_spin_lock"), *t++ = BTF_INFO(4, 1), *t++ = 4;
+	MEMBER("val", BTF_U32, 0);
+	/* 3: struct locked { struct bpf_spin_lock lock; u32 x; } */
+	*t++ = btf_str(strs, &slen, "locked"), *t++ = BTF_INFO(4, 2), *t++ = 8;
+	MEMBER("lock", 2, 0);
+	MEMBER("x", BTF_U32, 32);
+	/* 4: struct bpf_timer, 16 opaque bytes. */
+	*t++ = btf_str(strs, &slen, "bpf_timer"), *t++ = BTF_INFO(4, 0), *t++ = 16;
+	/* 5: struct timed { struct bpf_timer t; u32 x; }, 24 bytes. */
+	*t++ = btf_str(strs, &slen, "timed"), *t++ = BTF_INFO(4, 2), *t++ = 24;
+	MEMBER("t", 4, 0);
+	MEMBER("x", BTF_U32, 128);
+	/* 6: struct plain { u32 lock; u32 x; } */
+	*t++ = btf_str(strs, &slen, "plain"), *t++ = BTF_INFO(4, 2), *t++ = 8;
+	MEMBER("lock", BTF_U32, 0);
+	MEMBER("x", BTF_U32, 32);
+#undef MEMBER
+#undef BTF_INFO
+	n = (t - (buf + 6)) * 4;
+	buf[0] = 0xeB9F | 1 << 16;	/* magic, version 1, flags 0 */
+	buf[1] = 24;			/* hdr_len */
+	buf[2] = 0, buf[3] = n;		/* type_off, type_len */
+	buf[4] = n, buf[5] = slen;	/* str_off, str_len */
+	memcpy((char *)(buf + 6) + n, strs, slen);
+
+	memset(&a, 0, sizeof(a));
+	a.btf_load.btf = (uintptr_t)buf;
+	a.btf_load.btf_size = 24 + n + slen;
+	fd = sys_bpf(BPF_BTF_LOAD, &a);
+	if (fd < 0) {
+		/* Again with the BTF checker's log, to say why. */
+		a.btf_load.btf_log_buf = (uintptr_t)log;
+		a.btf_load.btf_log_size = sizeof(log);
+		a.btf_load.btf_log_level = 1;
+		sys_bpf(BPF_BTF_LOAD, &a);
+		printf("bpfmap: BTF_LOAD: %s\n%s\n", strerror(errno), log);
+	}
+	return fd;
+}
+
+static int map_create_btf(uint32_t type, uint32_t value_size, int btf, uint32_t value_type)
+{
+	union bpf_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.create.map_type = type;
+	a.create.key_size = 4;
+	a.create.value_size = value_size;
+	a.create.max_entries = 4;
+	a.create.btf_fd = btf;
+	a.create.btf_key_type_id = BTF_U32;
+	a.create.btf_value_type_id = value_type;
+	return sys_bpf(BPF_MAP_CREATE, &a);
+}
+
+/*
+ * Values holding a spin lock or a timer are refused at attach: their bytes are the kernel's,
+ * and a WRITE over a lock word could deadlock a BPF program. The same BTF without a special
+ * field attaches, so the refusal is about the field, not the BTF.
+ */
+static void t_special_fields(void)
+{
+	static const struct {
+		uint32_t map_type, value_size, value_type;
+		int refused;
+	} cases[] = {
+		{ BPF_MAP_TYPE_ARRAY, 8, BTF_LOCKED, 1 },
+		{ BPF_MAP_TYPE_HASH, 8, BTF_LOCKED, 1 },
+		{ BPF_MAP_TYPE_ARRAY, 24, BTF_TIMED, 1 },
+		{ BPF_MAP_TYPE_HASH, 24, BTF_TIMED, 1 },
+		{ BPF_MAP_TYPE_LRU_HASH, 24, BTF_TIMED, 1 },
+		{ BPF_MAP_TYPE_ARRAY, 8, BTF_PLAIN, 0 },
+		{ BPF_MAP_TYPE_HASH, 8, BTF_PLAIN, 0 },
+	};
+	int btf = btf_special_load(), fd, id;
+	unsigned int i;
+
+	CHECK(btf >= 0, "BTF_LOAD: %s", strerror(errno));
+	for (i = 0; btf >= 0 && i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fd = map_create_btf(cases[i].map_type, cases[i].value_size, btf,
+				    cases[i].value_type);
+		CHECK(fd >= 0, "case %u: map create: %s", i, strerror(errno));
+		if (fd < 0)
+			continue;
+		errno = 0;
+		id = map_attach(r.fd, fd, NULL);
+		if (cases[i].refused) {
+			CHECK(id == -1 && errno == EOPNOTSUPP, "case %u: attach %d errno %d", i,
+			      id, errno);
+		} else {
+			CHECK(id > 0, "case %u: attach %d errno %d", i, id, errno);
+			if (id > 0)
+				CHECK_OK(obj_ioctl(r.fd, SBPF_IOC_OBJ_DETACH, id));
+		}
+		close(fd);
+	}
+	if (btf >= 0)
+		close(btf);
+}
+
 static void t_other_user(void)
 {
 	int arr = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 4, 0);
@@ -814,6 +953,7 @@ int main(void)
 	run_test("bpfmap_read_only_fd", t_read_only_fd);
 	run_test("bpfmap_frozen", t_frozen);
 	run_test("bpfmap_unsupported", t_unsupported);
+	run_test("bpfmap_special_fields", t_special_fields);
 	run_test("bpfmap_other_user", t_other_user);
 	run_test("bpfmap_fd_closed_in_flight", t_fd_closed_in_flight);
 	run_test("bpfmap_freed_after_detach", t_freed_after_detach);

@@ -302,13 +302,18 @@ static uint64_t vmalloc_held(void)
 	return sum;
 }
 
-/* Creates and detaches 1 MiB objects as fast as it can: 200 of them, or for 5 s. */
-static void churn_child(struct shared *s)
+/*
+ * Creates and detaches 1 MiB objects as fast as it can, on its own file: 50 of them, or for
+ * 5 s. Several run at once, as the attack did, so frees pending on one file overlap
+ * creations on the others.
+ */
+static void *churn_thread(void *arg)
 {
+	struct shared *s = arg;
 	int fd = dev_open();
 	uint64_t ok = 0, refused = 0, t0 = now_ns();
 
-	while (ok < 200 && now_ns() - t0 < 5000000000ULL) {
+	while (ok < 50 && now_ns() - t0 < 5000000000ULL) {
 		uint32_t id = obj_create(fd, 1 << 20);
 
 		if (!id) {
@@ -319,8 +324,23 @@ static void churn_child(struct shared *s)
 		ok++;
 		obj_ioctl(fd, SBPF_IOC_OBJ_DETACH, id);
 	}
-	s->v[0] = ok;
-	s->v[1] = refused;
+	close(fd);
+	__atomic_add_fetch(&s->v[0], ok, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->v[1], refused, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+#define CHURN_THREADS	4
+
+static void churn_child(struct shared *s)
+{
+	pthread_t th[CHURN_THREADS];
+	int i;
+
+	for (i = 0; i < CHURN_THREADS; i++)
+		pthread_create(&th[i], NULL, churn_thread, s);
+	for (i = 0; i < CHURN_THREADS; i++)
+		pthread_join(th[i], NULL);
 }
 
 struct sampler {

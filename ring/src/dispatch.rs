@@ -496,11 +496,22 @@ impl Dispatcher {
     /// completions in the same order. Entries go out in rounds of as many as there are
     /// free request slots (at most half the slab): a round never waits for a slot while
     /// it holds unpublished ones, so concurrent batches cannot starve each other. On an
-    /// error, entries of earlier rounds have run; their completions are dropped.
+    /// error, entries of earlier rounds have run and their completions are dropped:
+    /// [`Dispatcher::call_batch_into`] keeps them.
     pub fn call_batch(&self, ops: &[Sqe]) -> Result<Vec<Completion>, Error> {
+        let mut out = Vec::with_capacity(ops.len());
+        self.call_batch_into(ops, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Dispatcher::call_batch`], appending the completions to `out` as they come. On
+    /// an error `out` keeps what completed: the completions of `ops[..n]`, in order, for
+    /// the `n` entries appended; of the others, those already published when the error
+    /// came still run, and their completions are dropped.
+    pub fn call_batch_into(&self, ops: &[Sqe], out: &mut Vec<Completion>) -> Result<(), Error> {
         let state = &self.state;
         let most = (state.waiters.capacity() / 2).max(1) as usize;
-        let mut out = Vec::with_capacity(ops.len());
+        out.reserve(ops.len());
         let mut slots = Vec::with_capacity(ops.len().min(most));
         let mut entries = Vec::with_capacity(ops.len().min(most));
         let mut rest = ops;
@@ -554,7 +565,7 @@ impl Dispatcher {
             result?;
             rest = &rest[slots.len()..];
         }
-        Ok(out)
+        Ok(())
     }
 
     /// FETCH_ADD64: adds `val` to the word at `offset` of `obj`; returns the old word.
@@ -761,6 +772,11 @@ impl Ring {
     /// [`Dispatcher::call_batch`] through the ring's dispatcher.
     pub fn call_batch(&self, ops: &[Sqe]) -> Result<Vec<Completion>, Error> {
         self.dispatcher_ref()?.call_batch(ops)
+    }
+
+    /// [`Dispatcher::call_batch_into`] through the ring's dispatcher.
+    pub fn call_batch_into(&self, ops: &[Sqe], out: &mut Vec<Completion>) -> Result<(), Error> {
+        self.dispatcher_ref()?.call_batch_into(ops, out)
     }
 
     /// [`Dispatcher::fetch_add`] through the ring's dispatcher.

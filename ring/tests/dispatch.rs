@@ -255,6 +255,54 @@ fn dropping_the_ring_wakes_every_caller_with_closed() {
     close_wakes_every_caller(drop);
 }
 
+/// A batch cut short by a close keeps what completed: `call_batch_into` returns `Closed`
+/// with the completions of a prefix of the batch, in order, each its own entry's. The
+/// batch adds 0, 1, 2, ... to one word, so entry `i`'s old value is the sum below `i`.
+#[test]
+fn a_batch_cut_short_by_close_keeps_what_completed() {
+    let ring = Arc::new(ring(16, 32, 4096));
+    let obj = ring.create_object(64).unwrap();
+    let n = scaled(if kernel() { 100_000 } else { 1_000_000 }) as u64;
+    let ops: Vec<Sqe> = (0..n)
+        .map(|i| op::FetchAdd64::new(obj, 8, i).build())
+        .collect();
+    let batch = {
+        let ring = Arc::clone(&ring);
+        thread::spawn(move || {
+            let mut out = Vec::new();
+            let r = ring.call_batch_into(&ops, &mut out);
+            (r, out)
+        })
+    };
+    // Close once more than a few rounds have run (at most half the slab each), so that
+    // earlier rounds' completions exist to be kept.
+    let few = scaled(200) as u64;
+    let mut seen = 0;
+    while seen < few * (few - 1) / 2 && !batch.is_finished() {
+        match ring.load(obj, 8) {
+            Ok(v) => seen = v,
+            Err(e) => panic!("load: {e}"),
+        }
+    }
+    ring.shutdown();
+    let (r, out) = batch.join().unwrap();
+    match r {
+        Err(Error::Closed) => assert!(
+            !out.is_empty() && (out.len() as u64) < n,
+            "{} of {n} completions kept",
+            out.len()
+        ),
+        Ok(()) => assert_eq!(out.len() as u64, n, "finished before the close"),
+        Err(e) => panic!("{e}"),
+    }
+    let mut sum = 0;
+    for (i, c) in out.iter().enumerate() {
+        assert!(c.is_ok(), "entry {i}: {c:?}");
+        assert_eq!(c.value(), sum, "entry {i}");
+        sum += i as u64;
+    }
+}
+
 /// A call that times out gives its slot up; the request completes later and its slot is
 /// reclaimed, not handed to anyone.
 #[test]

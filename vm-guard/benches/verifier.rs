@@ -2,7 +2,9 @@
 //! that clang emits for `guards/object_lookup.c`, and two 512-instruction worst cases (a
 //! loop nest that runs the exploration out of budget, and a chain of branches whose every
 //! path is distinct, so that each jump target holds the most stored states and every
-//! comparison with them fails as late as possible).
+//! comparison with them fails as late as possible); and the largest program a policy may
+//! allow (`RBPF_MAX_INSNS`), a chain of backward jumps that the structural pass must walk
+//! before the exploration refuses its loop.
 //!
 //! `cargo bench -p sbpf-guard --bench verifier -- --warm-up-time 1 --measurement-time 5`
 
@@ -11,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use sbpf_guard::{
     source,
-    verifier::{verify, Rule},
+    verifier::{verify, Rule, RBPF_MAX_INSNS},
     Policy,
 };
 
@@ -119,6 +121,18 @@ fn worst_states() -> Vec<u8> {
     source::assemble(&s).unwrap()
 }
 
+/// `RBPF_MAX_INSNS` slots: a jump to the last instruction, then `ja -2` back from each odd
+/// one, so every instruction is reached only through a backward jump.
+fn backward_chain() -> Vec<u8> {
+    let n = RBPF_MAX_INSNS;
+    let mut s = format!("ja +{}\n", n - 2);
+    for i in 1..n - 1 {
+        s.push_str(if i % 2 == 1 { "ja -2\n" } else { "mov r0, 0\n" });
+    }
+    s.push_str("ja -2\n");
+    source::assemble(&s).unwrap()
+}
+
 fn benches(c: &mut Criterion) {
     let policy = Policy::default();
     let p64 = straight64();
@@ -137,6 +151,14 @@ fn benches(c: &mut Criterion) {
         assert!(matches!(e.rule, Rule::Budget { .. }), "{name}: {e}");
     }
 
+    let chain = backward_chain();
+    let largest = Policy {
+        max_insns: RBPF_MAX_INSNS,
+        ..Policy::default()
+    };
+    assert_eq!(chain.len() / 8, RBPF_MAX_INSNS);
+    assert!(verify(&chain, &largest).is_err());
+
     let mut g = c.benchmark_group("verify");
     g.bench_function("straight_64", |b| {
         b.iter(|| verify(black_box(&p64), &policy))
@@ -149,6 +171,9 @@ fn benches(c: &mut Criterion) {
     });
     g.bench_function("worst_512_states", |b| {
         b.iter(|| verify(black_box(&states), &policy))
+    });
+    g.bench_function("largest_backward_chain", |b| {
+        b.iter(|| verify(black_box(&chain), &largest))
     });
     g.finish();
 }

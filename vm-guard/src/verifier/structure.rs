@@ -330,23 +330,19 @@ pub fn check_all(
     }
     // Reachability, in the graph (not per path: dead code behind a branch the values decide
     // is fine, as in the kernel).
-    // Forward sweeps (predictable, no work list): one suffices without backward jumps,
-    // and another follows whenever a backward jump reached an instruction not seen yet.
+    // A work list: linear in the instructions whatever the jumps (repeated forward sweeps
+    // were quadratic on a chain of backward jumps).
     let mut seen = vec![false; n];
+    let mut work = vec![0usize];
     seen[0] = true;
-    let mut again = true;
-    while again {
-        again = false;
-        for i in 0..n {
-            let Some(s) = shapes[i].filter(|_| seen[i]) else {
-                continue;
-            };
-            if s.falls_through {
-                seen[i + if s.is_lddw { 2 } else { 1 }] = true;
-            }
-            if let Some(t) = s.jump {
-                again |= t <= i && !seen[t];
+    while let Some(i) = work.pop() {
+        let Some(s) = shapes[i] else { continue };
+        let len = if s.is_lddw { 2 } else { 1 };
+        let next = s.falls_through.then_some(i + len);
+        for t in [s.jump, next].into_iter().flatten() {
+            if !seen[t] {
                 seen[t] = true;
+                work.push(t);
             }
         }
     }

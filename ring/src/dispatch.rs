@@ -295,19 +295,53 @@ impl State {
 
     /// Submits entries (their `user_data` set), waiting for room; returns how many were
     /// published before an error.
-    fn submit(&self, entries: &[Sqe], deadline: Option<Instant>) -> (usize, Result<(), Error>) {
+    /// Publishes `entries`, whose request slots are `slots` (one each, in order), waiting
+    /// for room as needed; returns how many were published, and why not all. A waker that
+    /// panics while this thread routes (it may lead while it waits for room) unwinds with
+    /// the slots given back: the published ones to be reclaimed by their completions.
+    fn submit(
+        &self,
+        entries: &[Sqe],
+        slots: &[u32],
+        deadline: Option<Instant>,
+    ) -> (usize, Result<(), Error>) {
+        debug_assert_eq!(entries.len(), slots.len());
         let mut done = 0;
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.publish(entries, deadline, &mut done)
+        }));
+        match r {
+            Ok(r) => (done, r),
+            Err(panic) => {
+                for &i in &slots[..done] {
+                    self.waiters.abandon(i, None);
+                }
+                for &i in &slots[done..] {
+                    self.waiters.cancel_unsubmitted(i);
+                }
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// [`State::submit`]'s loop; `done` counts the entries published so far.
+    fn publish(
+        &self,
+        entries: &[Sqe],
+        deadline: Option<Instant>,
+        done: &mut usize,
+    ) -> Result<(), Error> {
         let mut spins = 0u32;
-        while done < entries.len() {
-            let r = self.with_submitter(|s| s.submit_batch(&entries[done..]));
+        while *done < entries.len() {
+            let r = self.with_submitter(|s| s.submit_batch(&entries[*done..]));
             match r {
                 Ok(n) => {
-                    done += n;
+                    *done += n;
                     spins = 0;
                 }
                 Err(crate::BatchError::Full) => {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return (done, Err(Error::TimedOut));
+                        return Err(Error::TimedOut);
                     }
                     spins += 1;
                     if spins < 64 {
@@ -316,13 +350,13 @@ impl State {
                         self.wait_progress(deadline, Room::Ring);
                     }
                 }
-                Err(crate::BatchError::Closed) => return (done, Err(Error::Closed)),
+                Err(crate::BatchError::Closed) => return Err(Error::Closed),
                 Err(crate::BatchError::Rejected {
                     stage, rejection, ..
-                }) => return (done, Err(Error::Rejected { stage, rejection })),
+                }) => return Err(Error::Rejected { stage, rejection }),
             }
         }
-        (done, Ok(()))
+        Ok(())
     }
 
     /// Leads until the request in `index` completes, the ring closes, or `deadline`.
@@ -421,7 +455,7 @@ impl State {
     fn call(&self, mut sqe: Sqe, deadline: Option<Instant>) -> Result<Completion, Error> {
         let (index, user_data) = self.alloc(deadline)?;
         sqe.user_data = user_data;
-        if let (_, Err(e)) = self.submit(core::slice::from_ref(&sqe), deadline) {
+        if let (_, Err(e)) = self.submit(core::slice::from_ref(&sqe), &[index], deadline) {
             self.waiters.cancel_unsubmitted(index);
             return Err(e);
         }
@@ -506,8 +540,8 @@ impl Dispatcher {
 
     /// As [`Dispatcher::call_batch`], appending the completions to `out` as they come. On
     /// an error `out` keeps what completed: the completions of `ops[..n]`, in order, for
-    /// the `n` entries appended; of the others, those already published when the error
-    /// came still run, and their completions are dropped.
+    /// the `n` entries appended. Of the others, those published before the error may have
+    /// run; their completions are dropped.
     pub fn call_batch_into(&self, ops: &[Sqe], out: &mut Vec<Completion>) -> Result<(), Error> {
         let state = &self.state;
         let most = (state.waiters.capacity() / 2).max(1) as usize;
@@ -536,7 +570,7 @@ impl Dispatcher {
                     ..rest[slots.len() - 1]
                 });
             }
-            let (published, submitted) = state.submit(&entries, None);
+            let (published, submitted) = state.submit(&entries, &slots, None);
             for &i in &slots[published..] {
                 state.waiters.cancel_unsubmitted(i);
             }
@@ -636,7 +670,7 @@ impl Dispatcher {
             Err(e) => return (Err(e), buf),
         };
         sqe.user_data = user_data;
-        if let (_, Err(e)) = state.submit(core::slice::from_ref(&sqe), None) {
+        if let (_, Err(e)) = state.submit(core::slice::from_ref(&sqe), &[index], None) {
             state.waiters.cancel_unsubmitted(index);
             return (Err(e), buf);
         }

@@ -256,3 +256,55 @@ fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
     drop(f);
     assert_eq!(d.stats().in_flight, 0, "{:?}", d.stats());
 }
+
+/// As above, with the caller waiting for room in a full submission ring when it routes the
+/// panicking waker's completion: its request, never published, gives its slot back.
+#[test]
+fn a_waker_that_panics_while_a_caller_waits_for_room_leaks_no_slot() {
+    let ring = ring(4, 4, 4096);
+    let obj = ring.create_object(4096).unwrap();
+    let d = ring.dispatcher().unwrap();
+    let hold = d.hold_lead_for_test().unwrap();
+    let waker = Arc::new(PanickingWaker(AtomicBool::new(false)));
+    let mut f = Box::pin(d.fetch_add_async(obj, 0, 1));
+    let task_waker = Waker::from(Arc::clone(&waker));
+    assert!(f
+        .as_mut()
+        .poll(&mut Context::from_waker(&task_waker))
+        .is_pending());
+    // Raw NOPs (their completions are forged to the dispatcher) fill the completion ring
+    // behind the task's, then the submission ring, which the consumer cannot drain.
+    let mut raw = ring.submitter_with(AcceptAll);
+    let mut queued = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while queued < 3 + 4 {
+        match raw.submit(op::Nop::new().user_data(u64::MAX).build()) {
+            Ok(()) => queued += 1,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e:?}");
+                std::thread::yield_now();
+            }
+        }
+    }
+    waker.0.store(true, Ordering::Relaxed);
+    drop(hold);
+    let caller = d.clone();
+    let routed =
+        std::thread::spawn(move || catch_unwind(AssertUnwindSafe(|| caller.fetch_add(obj, 8, 1))))
+            .join()
+            .unwrap();
+    assert!(
+        routed.is_err(),
+        "the waker's panic reaches the waiting caller"
+    );
+    let after = d.call_timeout(op::FetchAdd64::new(obj, 8, 1), Duration::from_secs(10));
+    assert_eq!(
+        after.unwrap().value(),
+        0,
+        "the panicking caller's add never ran"
+    );
+    waker.0.store(false, Ordering::Relaxed);
+    assert!(matches!(poll_once(&mut f), Poll::Ready(Ok(0))));
+    drop(f);
+    assert_eq!(d.stats().in_flight, 0, "{:?}", d.stats());
+}

@@ -36,12 +36,12 @@
  *
  * Poller wake-up (SQPOLL):
  *
- *  - After sq_idle_ms without work the poller stores SBPF_SQ_NEED_WAKEUP in sq flags,
- *    smp_mb() [E], and looks once more for a published entry with CQ room; only then it
- *    sleeps. A producer publishes seq, issues a full fence, then reads sq flags: either
- *    we see its seq after [E], or it sees NEED_WAKEUP and kicks us with
- *    ENTER(SBPF_ENTER_SQ_WAKEUP). The poller also sleeps, by the same protocol, when the
- *    CQ stays full.
+ *  - After sq_idle_ms without work (counted from its 64th empty look) the poller stores
+ *    SBPF_SQ_NEED_WAKEUP in sq flags, smp_mb() [E], and looks once more for a published
+ *    entry with CQ room; only then it sleeps. A producer publishes seq, issues a full
+ *    fence, then reads sq flags: either we see its seq after [E], or it sees NEED_WAKEUP
+ *    and kicks us with ENTER(SBPF_ENTER_SQ_WAKEUP). The poller also sleeps, by the same
+ *    protocol, when the CQ stays full.
  *  - The kernel does not rely on that kick alone: before it sleeps, the poller also sets
  *    its private poller_asleep (release) ahead of [E]. poll() and ENTER(GETEVENTS) issue
  *    smp_mb() [F] and, if it is set and the poller's wake condition (a published entry
@@ -310,7 +310,7 @@ static int sbpf_poller(void *data)
 	struct sbpf_file *sf = r->sf;
 	u64 idle = (u64)r->idle_ms * NSEC_PER_MSEC;
 	u64 idle_since = 0, now;
-	unsigned int looks = 0;	/* empty looks since the last work */
+	u64 looks = 0;	/* empty looks since the last work (never wraps) */
 	bool published;
 	DEFINE_WAIT(wait);
 

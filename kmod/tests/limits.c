@@ -325,6 +325,7 @@ static void *churn_thread(void *arg)
 		obj_ioctl(fd, SBPF_IOC_OBJ_DETACH, id);
 	}
 	close(fd);
+	/* Relaxed: read after pthread_join and the child's exit, which order them. */
 	__atomic_add_fetch(&s->v[0], ok, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&s->v[1], refused, __ATOMIC_RELAXED);
 	return NULL;
@@ -335,11 +336,11 @@ static void *churn_thread(void *arg)
 static void churn_child(struct shared *s)
 {
 	pthread_t th[CHURN_THREADS];
-	int i;
+	int i, n = 0;
 
 	for (i = 0; i < CHURN_THREADS; i++)
-		pthread_create(&th[i], NULL, churn_thread, s);
-	for (i = 0; i < CHURN_THREADS; i++)
+		n += !pthread_create(&th[n], NULL, churn_thread, s);
+	for (i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 }
 

@@ -472,7 +472,7 @@ static void report_pollers(const char *who)
 				while (p && *p && field < 39)
 					if (*p++ == ' ')
 						field++;
-				printf("    last cpu %d", p ? atoi(p) : -1);
+				printf("    last cpu %d", field == 39 ? atoi(p) : -1);
 			}
 			fclose(f);
 		}

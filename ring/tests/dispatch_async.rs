@@ -203,7 +203,8 @@ fn futures_complete_without_a_reactor() {
     assert_eq!(value, 10);
 }
 
-/// A waker that panics once armed.
+/// A waker that panics when woken while its flag is set. The flag is Relaxed: the test sets
+/// it before it spawns the routing thread and clears it after joining it, which order it.
 struct PanickingWaker(AtomicBool);
 
 impl Wake for PanickingWaker {

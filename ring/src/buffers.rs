@@ -256,6 +256,12 @@ impl ArenaBuf {
         c.base + u64::from(c.size) * u64::from(self.index)
     }
 
+    /// Whether the block lies in the arena of the ring `inner` (a buffer of another ring's
+    /// pool names an offset in that ring's arena, which here is someone else's bytes).
+    pub(crate) fn is_of(&self, inner: &crate::Inner) -> bool {
+        core::ptr::eq(self.pool.inner.arena.handle.inner(), inner)
+    }
+
     /// Bytes in use: what a READ fills and a WRITE sends.
     pub fn len(&self) -> usize {
         self.len as usize

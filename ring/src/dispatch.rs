@@ -33,6 +33,10 @@ use crate::{
     BoundsValidator, Error, ObjectId, Ring, Sqe, Submitter,
 };
 
+/// A buffer from another ring's pool: its offset names bytes of that ring's arena.
+pub(crate) const FOREIGN_BUFFER: Error =
+    Error::InvalidArgument("the buffer belongs to another ring's arena");
+
 /// Spins of a caller that waits for its own result before it parks, looking at its slot
 /// and the lead flag.
 const FOLLOWER_SPINS: u32 = 4096;
@@ -636,7 +640,7 @@ impl Dispatcher {
     /// owns while it runs; the buffer comes back with the result (bytes read). If the call
     /// fails after publication (the ring closed), the buffer is kept until the request
     /// completes and then returns to its pool, so no byte is reused while the kernel may
-    /// write it.
+    /// write it. A buffer from another ring's pool is refused ([`Error::InvalidArgument`]).
     pub fn read_into(
         &self,
         obj: ObjectId,
@@ -665,6 +669,9 @@ impl Dispatcher {
 
     fn buffer_op(&self, mut sqe: Sqe, buf: ArenaBuf) -> (Result<usize, Error>, ArenaBuf) {
         let state = &self.state;
+        if !buf.is_of(state.ring()) {
+            return (Err(FOREIGN_BUFFER), buf);
+        }
         let (index, user_data) = match state.alloc(None) {
             Ok(s) => s,
             Err(e) => return (Err(e), buf),

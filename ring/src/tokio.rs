@@ -232,6 +232,13 @@ impl Future for InFlight {
                 if this.state.waiters.closed_hint() || this.state.ring_inner().gate.is_closed() {
                     return this.ready(Err(Error::Closed));
                 }
+                if this
+                    .buf
+                    .as_ref()
+                    .is_some_and(|b| !b.is_of(this.state.ring_inner()))
+                {
+                    return this.ready(Err(crate::dispatch::FOREIGN_BUFFER));
+                }
                 let Some((index, user_data)) = this.state.waiters.alloc() else {
                     // Every slot in use: let the completions come, and poll again.
                     this.help();

@@ -255,6 +255,27 @@ fn dropping_the_ring_wakes_every_caller_with_closed() {
     close_wakes_every_caller(drop);
 }
 
+/// A buffer of one ring's pool is refused by another ring: its offset names bytes of the
+/// first ring's arena, which in the second belong to someone else.
+#[test]
+fn a_buffer_of_another_ring_is_refused() {
+    let (a, b) = (ring(8, 16, 64 * 1024), ring(8, 16, 64 * 1024));
+    let obj = a.create_object(64).unwrap();
+    a.store(obj, 0, u64::from_ne_bytes(*b"RINGDATA")).unwrap();
+    let mut foreign = b.buffers().alloc(8).unwrap();
+    foreign.write(b"........").unwrap();
+    // The block at the same offset of `a`'s own pool, to see that nothing lands there.
+    let mine = a.buffers().alloc(8).unwrap();
+    assert_eq!(mine.offset(), foreign.offset());
+    let (r, foreign) = a.read_into(obj, 0, foreign);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    let (r, foreign) = a.write_from(obj, 0, foreign);
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert_eq!(foreign.to_vec(), b"........");
+    assert_ne!(mine.to_vec(), b"RINGDATA");
+    assert_eq!(a.load(obj, 0).unwrap(), u64::from_ne_bytes(*b"RINGDATA"));
+}
+
 /// A batch cut short by a close keeps what completed: `call_batch_into` returns `Closed`
 /// with the completions of a prefix of the batch, in order, each its own entry's. The
 /// batch adds 0, 1, 2, ... to one word, so entry `i`'s old value is the sum below `i`.

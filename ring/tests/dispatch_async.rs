@@ -203,6 +203,20 @@ fn futures_complete_without_a_reactor() {
     assert_eq!(value, 10);
 }
 
+/// A future refuses a buffer of another ring's pool, as the blocking call does.
+#[tokio::test]
+async fn a_future_refuses_a_buffer_of_another_ring() {
+    let (a, b) = (ring(8, 16, 64 * 1024), ring(8, 16, 64 * 1024));
+    let obj = a.create_object(64).unwrap();
+    let d = a.dispatcher().unwrap();
+    let foreign = b.buffers().alloc(8).unwrap();
+    let (r, foreign) = d.read_into_async(obj, 0, foreign).await;
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    let (r, _) = d.write_from_async(obj, 0, foreign).await;
+    assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    assert_eq!(d.stats().in_flight, 0);
+}
+
 /// A waker that panics when woken while its flag is set. The flag is Relaxed: the test sets
 /// it before it spawns the routing thread and clears it after joining it, which order it.
 struct PanickingWaker(AtomicBool);

@@ -5,9 +5,10 @@
  * A guard is an eBPF function `__u64 guard(const struct sbpf_guard_ctx *ctx)`: it returns 0
  * to accept the submission entry and a non-zero reason code to reject it. Build it with
  *
- *     clang -target bpf -O2 -c guard.c -o guard.o
+ *     clang -target bpf -mcpu=v2 -O2 -c guard.c -o guard.o
  *
- * and load it with `sbpf-ring guard verify guard.o` (add -g: a rejection then names the C
+ * (-mcpu=v2, or v1: newer clangs default to v3, whose 32-bit register moves the verifier
+ * refuses because rbpf's two engines disagree on them) and load it with `sbpf-ring guard verify guard.o` (add -g: a rejection then names the C
  * line). The verifier (vm-guard/src/verifier/) proves every path safe, as the kernel's does:
  * loops over ctx->objects[] and other bounded loops, pointers into ctx kept in registers or
  * spilled to the stack, local variables on the 512-byte stack (a stack array only at constant
@@ -18,7 +19,9 @@
  * the stack (ctx is read-only; no writable globals or maps), a loop it cannot see end within
  * its budget, calls (`static inline` helpers are fine; non-inlined functions are not), and
  * anything that would turn a pointer into a number (returning, comparing or masking it).
- * At most 512 instructions by default.
+ * At most 512 instructions by default. Ranges are per register, not relations between
+ * them: a loop over objects[] that starts at an index read from ctx is refused (the
+ * pointer and the counter widen apart); start at 0 and skip (`if (i < first) continue;`).
  *
  * Layout version SBPF_GUARD_CTX_VERSION; the same bytes as `sbpf_guard::context` in Rust
  * (vm-guard/src/context.rs), little-endian, checked field by field by vm-guard/tests/c_guards.rs.

@@ -93,6 +93,10 @@ pub(crate) struct LocalObject {
     pub(crate) id: u32,
     words: Box<[AtomicU64]>,
     map: Option<LocalMap>,
+    /// Rings that hold it attached. At zero it is gone for `attach_object`, as the module
+    /// erases an object its last holder detaches, even while a poller's copy of a ring's
+    /// table still points at it. Relaxed: a count; the memory is reached through the `Arc`.
+    holders: AtomicU64,
 }
 
 impl LocalObject {
@@ -147,6 +151,20 @@ pub(crate) struct Local {
     finished: AtomicBool,
     idle: IdlePolicy,
     poller: Mutex<Option<JoinHandle<Vec<Sqe>>>>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // This ring holds its objects no more.
+        for o in self
+            .objects
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            o.holders.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Local {
@@ -233,12 +251,13 @@ impl Local {
                 id,
                 words,
                 map: None,
+                holders: AtomicU64::new(0),
             });
             reg.1.insert(id, Arc::downgrade(&object));
             object
         };
         let id = ObjectId(object.id);
-        self.attach(object)?;
+        self.attach(object, true)?;
         Ok(id)
     }
 
@@ -250,7 +269,7 @@ impl Local {
         };
         let object = object.ok_or(Error::UnknownObject(id))?;
         let size = object.size();
-        self.attach(object)?;
+        self.attach(object, false)?;
         Ok(size)
     }
 
@@ -267,22 +286,43 @@ impl Local {
         };
         let map = LocalMap::attach(fd, id)?;
         let info = map.object;
-        self.attach(Arc::new(LocalObject {
-            id,
-            words: Box::new([]),
-            map: Some(map),
-        }))?;
+        self.attach(
+            Arc::new(LocalObject {
+                id,
+                words: Box::new([]),
+                map: Some(map),
+                holders: AtomicU64::new(0),
+            }),
+            true,
+        )?;
         Ok(info)
     }
 
-    fn attach(&self, object: Arc<LocalObject>) -> Result<(), Error> {
+    /// Attaches `object`: a new one (`fresh`), or one that another ring still holds.
+    fn attach(&self, object: Arc<LocalObject>, fresh: bool) -> Result<(), Error> {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
         match objects.binary_search_by_key(&object.id, |o| o.id) {
             Ok(_) => return Ok(()),
             Err(_) if objects.len() >= MAX_LIMIT_OBJECTS => {
                 return Err(Error::TooManyObjects(MAX_LIMIT_OBJECTS))
             }
-            Err(i) => objects.insert(i, object),
+            Err(i) => {
+                let held = if fresh {
+                    object.holders.fetch_add(1, Ordering::Relaxed);
+                    true
+                } else {
+                    object
+                        .holders
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |h| {
+                            (h > 0).then_some(h + 1)
+                        })
+                        .is_ok()
+                };
+                if !held {
+                    return Err(Error::UnknownObject(ObjectId(object.id)));
+                }
+                objects.insert(i, object);
+            }
         }
         // Release pairs with the poller's acquire load in `refresh_objects`.
         self.objects_gen.fetch_add(1, Ordering::Release);
@@ -291,11 +331,10 @@ impl Local {
 
     pub(crate) fn detach_object(&self, id: ObjectId) -> Result<(), Error> {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
-        let before = objects.len();
-        objects.retain(|o| o.id != id.0);
-        if objects.len() == before {
+        let Ok(i) = objects.binary_search_by_key(&id.0, |o| o.id) else {
             return Err(Error::UnknownObject(id));
-        }
+        };
+        objects.remove(i).holders.fetch_sub(1, Ordering::Relaxed);
         // Release pairs with the poller's acquire load in `refresh_objects`.
         self.objects_gen.fetch_add(1, Ordering::Release);
         Ok(())

@@ -211,6 +211,26 @@ fn shutdown_hands_back_what_a_full_completion_ring_kept_out() {
     assert_eq!(returned, (16..32).collect::<Vec<_>>());
 }
 
+/// An object lives while a ring holds it attached: another ring attaches it while one
+/// does, and once the last holder detaches it (or drops) it is gone, every time.
+#[test]
+fn an_object_is_gone_once_its_last_holder_lets_go() {
+    let (a, b) = (ring(8, 16, 4096), ring(8, 16, 4096));
+    for _ in 0..50 {
+        let obj = a.create_object(64).unwrap();
+        a.store(obj, 0, 42).unwrap();
+        assert_eq!(b.attach_object(obj).unwrap(), 64);
+        a.detach_object(obj).unwrap();
+        assert_eq!(b.load(obj, 0).unwrap(), 42, "b still holds it");
+        b.detach_object(obj).unwrap();
+        assert!(matches!(a.attach_object(obj), Err(Error::UnknownObject(_))));
+        assert!(matches!(b.attach_object(obj), Err(Error::UnknownObject(_))));
+    }
+    let obj = a.create_object(64).unwrap();
+    drop(a);
+    assert!(matches!(b.attach_object(obj), Err(Error::UnknownObject(_))));
+}
+
 /// Submits every entry through `s`, with its own validator (unlike `common::run_all`,
 /// which accepts everything), failing on any refusal; returns the completions ordered by
 /// user_data, each checked to be a success.

@@ -36,7 +36,9 @@
 //! # let ring = sbpf_ring::Ring::builder().arena_size(64 * 1024).build()?;
 //! # let table = ring.create_object(4096)?;
 //! // With the `tokio` feature: the same operations as futures (`Send`), woken through the
-//! // ring's fd. Dropping one cancels nothing: its request completes, then its buffer returns.
+//! // ring's fd. A future publishes its request when polled with room in the ring: dropped
+//! // before, it performed nothing; after, it cancels nothing (the request completes, then
+//! // its buffer returns), so a timeout around a mutation leaves it maybe performed.
 //! let d = ring.dispatcher()?;
 //! let tasks: Vec<_> = (0..64u64)
 //!     .map(|i| {

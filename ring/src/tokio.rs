@@ -8,8 +8,12 @@
 //! local backend an eventfd the poller writes only when the reactor armed it before
 //! sleeping), routes every completion and wakes each task through its waker.
 //!
-//! Dropping a future cancels nothing in flight: the request runs to completion, and its
-//! slot and buffer are returned then (as tokio-uring does).
+//! A future publishes its request when it is polled and finds a request slot and room in
+//! the ring. Dropped before that (never polled, or still waiting for room), it performed
+//! nothing; dropped after, it cancels nothing: the request runs to completion, and its slot
+//! and buffer are returned then (as tokio-uring does). A future dropped by a timeout may
+//! therefore have run or not, as with any cancelled I/O: give a mutation a timeout only where
+//! either outcome is fine, or read the state back.
 //!
 //! On the kernel backend the module's poller (`sqpoll`, the default) must consume the
 //! ring: a ring without one is consumed only by blocking waits.

@@ -220,9 +220,15 @@ impl BufferPool {
         self.inner.classes.iter().map(|c| c.next.len()).sum()
     }
 
-    /// The largest block size.
+    /// The largest block size the pool has a block of (0 for an empty pool): the most
+    /// [`BufferPool::alloc`] can ever give.
     pub fn max_len(&self) -> usize {
-        self.inner.classes.last().map_or(0, |c| c.size as usize)
+        self.inner
+            .classes
+            .iter()
+            .rev()
+            .find(|c| !c.next.is_empty())
+            .map_or(0, |c| c.size as usize)
     }
 }
 
@@ -365,6 +371,20 @@ mod tests {
         assert!(pool.alloc(300).is_none());
         drop(held);
         assert_eq!(pool.available(), 20);
+    }
+
+    /// `max_len` is a size `alloc` can give: classes without blocks do not count.
+    #[test]
+    fn max_len_is_a_size_alloc_can_give() {
+        let ring = ring();
+        let pool = BufferPool::with_classes(ring.arena(), 0..4096, &[(64, 4), (1024, 0)]).unwrap();
+        assert_eq!(pool.max_len(), 64);
+        assert!(pool.alloc(pool.max_len()).is_some());
+        let empty = BufferPool::with_classes(ring.arena(), 0..0, &[(64, 0)]).unwrap();
+        assert_eq!((empty.max_len(), empty.capacity()), (0, 0));
+        // The default pool of the ring: its largest size is allocatable.
+        let pool = ring.buffers();
+        assert!(pool.alloc(pool.max_len()).is_some());
     }
 
     /// Threads allocating and freeing at once never share a block.

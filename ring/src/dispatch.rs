@@ -779,15 +779,12 @@ impl Ring {
     }
 
     fn dispatcher_ref(&self) -> Result<&Dispatcher, Error> {
-        self.dispatch
-            .dispatcher
-            .get_or_init(|| {
-                let submitter = self.try_submitter_with(BoundsValidator).ok()?;
-                let cq = self.completions().ok()?;
-                Some(Dispatcher::new(self, submitter, cq))
-            })
-            .as_ref()
-            .ok_or(Error::CompletionQueueTaken)
+        let made = self.dispatch.dispatcher.get_or_init(|| {
+            let submitter = self.try_submitter_with(BoundsValidator).ok()?;
+            let cq = self.completions().ok()?;
+            Some(Dispatcher::new(self, submitter, cq))
+        });
+        made.as_ref().ok_or_else(|| self.no_dispatcher())
     }
 
     /// The ring's buffer pool over its whole arena, made on first use

@@ -728,6 +728,20 @@ impl Ring {
         self.inner().limits()
     }
 
+    /// Why the ring has no dispatcher: it closed (its completion queue was dropped, say), a
+    /// single-producer handle excludes the dispatcher's producers, or the completion queue
+    /// is in raw use.
+    pub(crate) fn no_dispatcher(&self) -> Error {
+        if self.inner().gate.is_closed() {
+            Error::Closed
+        // Relaxed: only this word's own value matters (as where it is claimed).
+        } else if self.inner().producer_mode.load(Ordering::Relaxed) == 2 {
+            Error::ProducerMode("a single-producer handle excludes the dispatcher's producers")
+        } else {
+            Error::CompletionQueueTaken
+        }
+    }
+
     fn claim_producer_mode(&self, mode: u32) -> Result<(), Error> {
         // Relaxed: only this word's own value matters.
         match self.inner().producer_mode.compare_exchange(

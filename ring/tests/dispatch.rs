@@ -202,6 +202,16 @@ fn raw_completions_and_the_dispatcher_exclude_each_other() {
     let b = ring(8, 16, 4096);
     b.call(op::Nop::new()).unwrap();
     assert!(matches!(b.completions(), Err(Error::CompletionQueueTaken)));
+    // Each refusal says why: a single-producer handle, a ring closed by dropping its queue.
+    let c = ring(8, 16, 4096);
+    let _single = c.single_submitter(AcceptAll).unwrap();
+    assert!(matches!(
+        c.call(op::Nop::new()),
+        Err(Error::ProducerMode(_))
+    ));
+    let d = ring(8, 16, 4096);
+    drop(d.completions().unwrap());
+    assert!(matches!(d.call(op::Nop::new()), Err(Error::Closed)));
 }
 
 /// Puts 8 threads into calls that cannot finish (no one may route: the test holds the

@@ -21,7 +21,8 @@ pub enum OpError {
     /// `-EINVAL`: the entry breaks a rule of the validation table (opcode or flags,
     /// reserved or unused fields, length, word alignment).
     Invalid,
-    /// `-ENOENT`: the object is not attached to the ring.
+    /// `-ENOENT`: the object is not attached to the ring; for `MapLookup` and `MapDelete`
+    /// (and `MapUpdate` with `BPF_EXIST`), the key is not in the map.
     NoObject,
     /// `-EFAULT`: the offsets and length reach outside the object or the arena.
     Bounds,

@@ -679,7 +679,10 @@ impl Ring {
 
     /// Attaches a BPF map by its fd, as an object: array maps (with or without
     /// `BPF_F_MMAPABLE`), hash and LRU hash maps. On arrays every opcode works on the
-    /// values (laid out as [`BpfMapObject::size`] says); the MAP_* opcodes
+    /// values (laid out as [`BpfMapObject::size`] says), except that the local backend
+    /// serves the atomic word operations (`FETCH_ADD64`, `CAS64`) only on the
+    /// `BPF_F_MMAPABLE` arrays it maps: through `bpf()` they complete with `-EOPNOTSUPP`,
+    /// as no system call performs them atomically. The MAP_* opcodes
     /// ([`crate::op::MapUpdate`], [`crate::op::MapLookup`], [`crate::op::MapDelete`]) work on
     /// every map by key. BPF's rules hold: a read-only fd gives no write right (writes
     /// complete with `-EPERM`, and the producer-side validator refuses them early), a

@@ -22,6 +22,8 @@
  * At most 512 instructions by default. Ranges are per register, not relations between
  * them: a loop over objects[] that starts at an index read from ctx is refused (the
  * pointer and the counter widen apart); start at 0 and skip (`if (i < first) continue;`).
+ * A pointer is never compared, not even with NULL: keep a found index (or a flag) rather
+ * than a found-or-NULL pointer (clang -O2 usually turns the latter into one anyway).
  *
  * Layout version SBPF_GUARD_CTX_VERSION; the same bytes as `sbpf_guard::context` in Rust
  * (vm-guard/src/context.rs), little-endian, checked field by field by vm-guard/tests/c_guards.rs.

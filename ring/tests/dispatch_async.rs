@@ -231,12 +231,16 @@ impl Wake for PanickingWaker {
     }
 }
 
-/// A task's waker that panics while a calling thread routes its completion: the panic
-/// reaches that caller, and the ring goes on working for everyone else (the lead is given
-/// up on unwind, and the caller's own request slot comes back).
-#[test]
-fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
-    let ring = ring(16, 32, 4096);
+/// A task's future pending behind a held lead, its waker armed to panic; then `setup`, then
+/// a calling thread that routes the task's completion and so meets the panic. Checks that
+/// the panic reaches that caller, that the ring goes on routing (the next call's old value
+/// is `after`: whether the panicking caller's add ran), that the task still gets its
+/// result, and that no request slot is left behind.
+fn waker_panics_in_a_caller(
+    ring: &sbpf_ring::Ring,
+    setup: impl FnOnce(&sbpf_ring::Ring),
+    after: u64,
+) {
     let obj = ring.create_object(4096).unwrap();
     let d = ring.dispatcher().unwrap();
     let hold = d.hold_lead_for_test().unwrap();
@@ -247,6 +251,7 @@ fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
         .as_mut()
         .poll(&mut Context::from_waker(&task_waker))
         .is_pending());
+    setup(ring);
     waker.0.store(true, Ordering::Relaxed);
     drop(hold);
     let caller = d.clone();
@@ -254,17 +259,10 @@ fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
         std::thread::spawn(move || catch_unwind(AssertUnwindSafe(|| caller.fetch_add(obj, 8, 1))))
             .join()
             .unwrap();
-    assert!(
-        routed.is_err(),
-        "the waker's panic reaches the routing caller"
-    );
+    assert!(routed.is_err(), "the waker's panic reaches the caller");
     // The ring keeps routing: without a leader again, this would time out.
-    let after = d.call_timeout(op::FetchAdd64::new(obj, 8, 1), Duration::from_secs(10));
-    assert_eq!(
-        after.unwrap().value(),
-        1,
-        "the panicking caller's add ran once"
-    );
+    let next = d.call_timeout(op::FetchAdd64::new(obj, 8, 1), Duration::from_secs(10));
+    assert_eq!(next.unwrap().value(), after, "the panicking caller's add");
     waker.0.store(false, Ordering::Relaxed);
     assert!(matches!(poll_once(&mut f), Poll::Ready(Ok(0))));
     assert_eq!(ring.load(obj, 0).unwrap(), 1);
@@ -272,54 +270,32 @@ fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
     assert_eq!(d.stats().in_flight, 0, "{:?}", d.stats());
 }
 
-/// As above, with the caller waiting for room in a full submission ring when it routes the
-/// panicking waker's completion: its request, never published, gives its slot back.
+/// The caller routes while it waits for its own result: its add ran once, and its slot
+/// comes back when the lead is given up on unwind.
+#[test]
+fn a_waker_that_panics_while_routed_leaves_the_ring_working() {
+    waker_panics_in_a_caller(&ring(16, 32, 4096), |_| {}, 1);
+}
+
+/// The caller routes while it waits for room in a full submission ring: its request, never
+/// published, gives its slot back.
 #[test]
 fn a_waker_that_panics_while_a_caller_waits_for_room_leaks_no_slot() {
-    let ring = ring(4, 4, 4096);
-    let obj = ring.create_object(4096).unwrap();
-    let d = ring.dispatcher().unwrap();
-    let hold = d.hold_lead_for_test().unwrap();
-    let waker = Arc::new(PanickingWaker(AtomicBool::new(false)));
-    let mut f = Box::pin(d.fetch_add_async(obj, 0, 1));
-    let task_waker = Waker::from(Arc::clone(&waker));
-    assert!(f
-        .as_mut()
-        .poll(&mut Context::from_waker(&task_waker))
-        .is_pending());
-    // Raw NOPs (their completions are forged to the dispatcher) fill the completion ring
-    // behind the task's, then the submission ring, which the consumer cannot drain.
-    let mut raw = ring.submitter_with(AcceptAll);
-    let mut queued = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while queued < 3 + 4 {
-        match raw.submit(op::Nop::new().user_data(u64::MAX).build()) {
-            Ok(()) => queued += 1,
-            Err(e) => {
-                assert!(std::time::Instant::now() < deadline, "{e:?}");
-                std::thread::yield_now();
+    let fill = |ring: &sbpf_ring::Ring| {
+        // Raw NOPs (their completions are forged to the dispatcher) fill the completion
+        // ring behind the task's, then the submission ring, which the consumer cannot drain.
+        let mut raw = ring.submitter_with(AcceptAll);
+        let mut queued = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while queued < 3 + 4 {
+            match raw.submit(op::Nop::new().user_data(u64::MAX).build()) {
+                Ok(()) => queued += 1,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "{e:?}");
+                    std::thread::yield_now();
+                }
             }
         }
-    }
-    waker.0.store(true, Ordering::Relaxed);
-    drop(hold);
-    let caller = d.clone();
-    let routed =
-        std::thread::spawn(move || catch_unwind(AssertUnwindSafe(|| caller.fetch_add(obj, 8, 1))))
-            .join()
-            .unwrap();
-    assert!(
-        routed.is_err(),
-        "the waker's panic reaches the waiting caller"
-    );
-    let after = d.call_timeout(op::FetchAdd64::new(obj, 8, 1), Duration::from_secs(10));
-    assert_eq!(
-        after.unwrap().value(),
-        0,
-        "the panicking caller's add never ran"
-    );
-    waker.0.store(false, Ordering::Relaxed);
-    assert!(matches!(poll_once(&mut f), Poll::Ready(Ok(0))));
-    drop(f);
-    assert_eq!(d.stats().in_flight, 0, "{:?}", d.stats());
+    };
+    waker_panics_in_a_caller(&ring(4, 4, 4096), fill, 0);
 }

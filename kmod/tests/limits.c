@@ -479,25 +479,9 @@ static int cgroup_enter(const char *name)
 /* The tid of this process's poller, or 0. */
 static int poller_tid(void)
 {
-	char want[32], path[300], comm[64];
-	struct dirent *d;
-	DIR *dir = opendir("/proc");
-	int tid = 0;
-	FILE *f;
+	int tid;
 
-	snprintf(want, sizeof(want), "sbpf-sqp/%d\n", getpid());
-	while (dir && !tid && (d = readdir(dir))) {
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
-			tid = atoi(d->d_name);
-		fclose(f);
-	}
-	if (dir)
-		closedir(dir);
-	return tid;
+	return poller_tids(&tid, 1) ? tid : 0;
 }
 
 /* utime + stime (clock ticks) and nice of task @tid. */

@@ -385,32 +385,41 @@ static int ring_op(struct ring *r, const struct sbpf_sqe *sqe, struct sbpf_cqe *
 	return ring_wait(r, cqe, 5000000000ULL);
 }
 
-/* Pins this process's poller thread ("sbpf-sqp/<tgid>") to @poller_cpu and the caller to
- * @self_cpu, so that a spinning caller never shares a CPU with the poller it waits for. */
-static int pin_poller(int poller_cpu, int self_cpu)
+/* The tids of this process's poller threads ("sbpf-sqp/<tgid>"), at most @max; how many. */
+static int poller_tids(int *tids, int max)
 {
 	char want[32], path[300], comm[64];
 	struct dirent *d;
-	cpu_set_t set;
-	int found = 0;
 	DIR *dir = opendir("/proc");
+	int n = 0;
 	FILE *f;
 
 	snprintf(want, sizeof(want), "sbpf-sqp/%d\n", getpid());
-	while (dir && (d = readdir(dir))) {
+	while (dir && n < max && (d = readdir(dir))) {
 		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want)) {
-			CPU_ZERO(&set);
-			CPU_SET(poller_cpu, &set);
-			found += !sched_setaffinity(atoi(d->d_name), sizeof(set), &set);
-		}
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want))
+			tids[n++] = atoi(d->d_name);
 		fclose(f);
 	}
 	if (dir)
 		closedir(dir);
+	return n;
+}
+
+/* Pins this process's poller threads to @poller_cpu and the caller to @self_cpu, so that a
+ * spinning caller never shares a CPU with the poller it waits for; how many were pinned. */
+static int pin_poller(int poller_cpu, int self_cpu)
+{
+	int tids[64], n = poller_tids(tids, 64), found = 0, i;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(poller_cpu, &set);
+	for (i = 0; i < n; i++)
+		found += !sched_setaffinity(tids[i], sizeof(set), &set);
 	CPU_ZERO(&set);
 	CPU_SET(self_cpu, &set);
 	sched_setaffinity(0, sizeof(set), &set);
@@ -420,49 +429,44 @@ static int pin_poller(int poller_cpu, int self_cpu)
 /*
  * Prints where this process's poller threads stand, for a bench's log: the CPU each last ran
  * on, the CPUs it may use, its cgroup, and its schedstat (ns on the CPU, ns waiting to run,
- * time slices). Prints this process's own CPU likewise.
+ * time slices). Prints this process's own CPU, and every other task running or runnable now
+ * (it competes for a CPU).
  */
 static void report_pollers(const char *who)
 {
-	char want[32], path[300], line[256];
+	int tids[64], n = poller_tids(tids, 64), i;
+	char path[300], line[256];
 	struct dirent *d;
 	DIR *dir = opendir("/proc");
 	FILE *f;
 
-	snprintf(want, sizeof(want), "sbpf-sqp/%d\n", getpid());
 	printf("%s: caller on cpu %d\n", who, sched_getcpu());
 	while (dir && (d = readdir(dir))) {
-		snprintf(path, sizeof(path), "/proc/%s/comm", d->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (!fgets(line, sizeof(line), f) || strcmp(line, want)) {
-			fclose(f);
-			/* Any other task running or runnable right now competes for a CPU. */
-			snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
-			if ((f = fopen(path, "r"))) {
-				char *p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+		int pid = atoi(d->d_name);
+		char *p;
 
-				if (p && p[1] == ' ' && p[2] == 'R' && atoi(d->d_name) > 0 &&
-				    atoi(d->d_name) != getpid()) {
-					p[1] = 0;
-					printf("%s: runnable task %s\n", who, line);
-				}
-			}
-			if (f)
-				fclose(f);
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		if (pid <= 0 || pid == getpid() || !(f = fopen(path, "r")))
 			continue;
+		p = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+		if (p && p[1] == ' ' && p[2] == 'R') {
+			p[1] = 0;
+			printf("%s: runnable task %s\n", who, line);
 		}
 		fclose(f);
-		printf("%s: poller %s:", who, d->d_name);
-		snprintf(path, sizeof(path), "/proc/%s/status", d->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	for (i = 0; i < n; i++) {
+		printf("%s: poller %d:", who, tids[i]);
+		snprintf(path, sizeof(path), "/proc/%d/status", tids[i]);
 		if ((f = fopen(path, "r"))) {
 			while (fgets(line, sizeof(line), f))
 				if (!strncmp(line, "Cpus_allowed_list:", 18))
 					printf(" allowed %s", line + 19);
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/stat", tids[i]);
 		if ((f = fopen(path, "r"))) {
 			/* Field 39, after the ")" that ends field 2: the CPU it last ran on. */
 			if (fgets(line, sizeof(line), f)) {
@@ -476,21 +480,19 @@ static void report_pollers(const char *who)
 			}
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%s/schedstat", d->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/schedstat", tids[i]);
 		if ((f = fopen(path, "r"))) {
 			if (fgets(line, sizeof(line), f))
 				printf(", schedstat (run ns, wait ns, slices) %s", line);
 			fclose(f);
 		}
-		snprintf(path, sizeof(path), "/proc/%s/cgroup", d->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/cgroup", tids[i]);
 		if ((f = fopen(path, "r"))) {
 			while (fgets(line, sizeof(line), f))
 				printf("    cgroup %s", line);
 			fclose(f);
 		}
 	}
-	if (dir)
-		closedir(dir);
 }
 
 static uint64_t xorshift64(uint64_t *s)
